@@ -1,0 +1,149 @@
+package integration
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/autoip-project/autoip/autoip"
+	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/internal/netns"
+	"github.com/autoip-project/autoip/stack"
+)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// BenchmarkTAPFloodConflictDetection floods a bound netstack through its
+// TAP with ARP requests between other hosts (AIP_FLOOD_FRAMES, default
+// 200,000), a conflicting announcement of our address hidden every
+// 1,000th frame, sent by a kernel-side AF_PACKET socket. It reports the
+// ARP frames/s the TAP path handled, the fraction of conflicts detected, and
+// the detection latency (send -> engine event) p50/p99. As a baseline in the
+// same run, it reports the rate at which the same sender fills a TAP that a
+// bare loop reads (BenchmarkTAPRawRead in package tap is the reader-side
+// baseline).
+//
+// Run: go test -run '^$' -bench TAPFlood -benchtime 1x ./internal/integration/
+func BenchmarkTAPFloodConflictDetection(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root to create TAP devices and network namespaces; CI runs as root")
+	}
+	frames := envInt("AIP_FLOOD_FRAMES", 200_000)
+	every := 1000
+	for i := 0; i < b.N; i++ {
+		floodOnce(b, frames, every)
+	}
+}
+
+func floodOnce(b *testing.B, frames, every int) {
+	bt := b
+	ours := netip.MustParseAddr("169.254.50.50")
+	tm := fastTiming()
+	tm.DefendInterval = time.Nanosecond // every conflict is defended, so each one is an event with a time
+	// The TAP's ring is sized from txqueuelen when the fd attaches, so the
+	// TAP is made first with a queue that holds the whole flood: the
+	// figure is then about the netstack side, not kernel drops.
+	ns := netns.New(bt, "aipfl")
+	ns.DisableIPv6(bt)
+	name := tapName("aipf")
+	ns.IP(bt, "tuntap", "add", "dev", name, "mode", "tap")
+	ns.IP(bt, "link", "set", name, "txqueuelen", strconv.Itoa(frames+1000), "up")
+	h := newHost(bt, ns, name, hostOpts{cfg: stack.Config{Engine: autoip.Config{Initial: ours, Defend: acd.DefendForever, Timing: tm}}})
+	w := h.kernelSide()
+	if a := h.waitBound(10 * time.Second); a != ours {
+		b.Fatalf("bound %v", a)
+	}
+	w.stopCapture() // the sender needs the CPU
+
+	conflicts := frames / every
+	sent := make([]time.Time, conflicts)
+	var mu sync.Mutex
+	detected := map[int]time.Duration{}
+	base := h.eventCount()
+
+	other := acd.MAC{0x02, 0x00, 0x5e, 0x77, 0, 0}
+	unrelated := make([][]byte, 256)
+	for i := range unrelated {
+		src := other
+		src[5] = byte(i)
+		p := acd.Packet{Op: acd.OpRequest, SenderHW: src, SenderIP: netip.AddrFrom4([4]byte{169, 254, 200, byte(i)}), TargetIP: netip.AddrFrom4([4]byte{169, 254, 201, byte(i)})}
+		unrelated[i] = acd.Frame{Dst: acd.BroadcastMAC, Src: src, Packet: p}.AppendBinary(nil)
+	}
+	arpIn0 := h.client().Status().Shim.ARPIn
+	start := time.Now()
+	k := 0
+	for i := 0; i < frames; i++ {
+		f := unrelated[i%len(unrelated)]
+		if i%every == every-1 && k < conflicts {
+			p := acd.Announcement(peerMAC, ours)
+			binary.BigEndian.PutUint32(p.TargetHW[2:], uint32(k)) // tag: which conflict
+			f = acd.Frame{Dst: acd.BroadcastMAC, Src: peerMAC, Packet: p}.AppendBinary(nil)
+			sent[k] = time.Now()
+			k++
+		}
+		for tries := 0; ; tries++ {
+			err := w.send(f)
+			if err == nil {
+				break
+			}
+			if tries > 10000 {
+				b.Fatalf("frame %d: send keeps failing: %v", i, err)
+			}
+			time.Sleep(50 * time.Microsecond) // socket buffer full: back off
+		}
+	}
+	sendDur := time.Since(start)
+	// Wait until the netstack has drained what the kernel queued.
+	deadline := time.Now().Add(30 * time.Second)
+	var arpIn uint64
+	last, lastChange := uint64(0), time.Now()
+	for time.Now().Before(deadline) {
+		arpIn = h.client().Status().Shim.ARPIn - arpIn0
+		if arpIn != last {
+			last, lastChange = arpIn, time.Now()
+		}
+		if arpIn >= uint64(frames) || time.Since(lastChange) > 500*time.Millisecond {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	handled := lastChange.Sub(start)
+	for _, ev := range h.eventsSince(base) {
+		if ev.Kind != autoip.EventDefend {
+			continue
+		}
+		idx := int(binary.BigEndian.Uint32(ev.Frame.Packet.TargetHW[2:]))
+		if idx < conflicts && !sent[idx].IsZero() {
+			mu.Lock()
+			detected[idx] = ev.Time.Sub(sent[idx])
+			mu.Unlock()
+		}
+	}
+	lat := make([]time.Duration, 0, len(detected))
+	for _, d := range detected {
+		lat = append(lat, d)
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		if len(lat) == 0 {
+			return -1
+		}
+		return float64(lat[int(p*float64(len(lat)-1))]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(float64(arpIn)/handled.Seconds(), "frames/s")
+	b.ReportMetric(float64(frames)/sendDur.Seconds(), "sent-frames/s")
+	b.ReportMetric(float64(arpIn)/float64(frames), "received/sent")
+	b.ReportMetric(float64(len(detected))/float64(conflicts), "conflicts-detected")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
