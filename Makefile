@@ -13,7 +13,7 @@ FUZZ_TARGETS := \
 	./autoip/acd:FuzzDetector \
 	./autoip:FuzzEngine
 
-.PHONY: help all build test unit race vet fmt-check tidy-check fuzz bench demo golden-update ci clean
+.PHONY: help all build test unit race vet fmt-check tidy-check fuzz bench bench-tap bench-sim demo sim-demo golden-update ci clean
 
 help: ## show this help
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,11 +48,20 @@ fuzz: ## run every fuzz target for FUZZTIME (default 30s)
 		$(GO) test $$pkg -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME); \
 	done
 
-bench: ## engine micro-benchmarks (ns/op and allocs per ARP frame)
+bench: ## engine micro-benchmarks: ns and allocations per ARP frame
 	$(GO) test -run='^$$' -bench=. -benchmem ./autoip/...
 
-demo: ## show the engine at work: four hosts start on one address and sort it out
-	$(GO) run ./cmd/autoip-trace -hosts 4 -same-initial 169.254.20.20
+bench-tap: ## (root) ARP flood through a real TAP: frames/s and conflict-detection latency
+	$(GO) test -run='^$$' -bench=TAPFlood -benchtime=1x ./internal/integration/
+
+bench-sim: ## simulator boot storms of 1,000 and 10,000 hosts: wall, sim/wall, memory per host
+	$(GO) test -run='^$$' -bench=BootStorm -benchtime=1x ./sim/
+
+demo: ## see it work: autoipd claims an address on a TAP in a throw-away namespace (root); else the engine demo
+	bash cmd/autoipd/demo.sh
+
+sim-demo: ## simulate a partition and merge of 8 netstack hosts; writes sim-demo.svg and sim-demo.pcap
+	$(GO) run ./cmd/autoip-sim -scenario sim/testdata/scenarios/partition-merge.json -svg sim-demo.svg -pcap sim-demo.pcap
 
 golden-update: ## rewrite golden files (candidate sequence vectors)
 	$(GO) test ./autoip/ -run Golden -update

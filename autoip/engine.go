@@ -310,6 +310,9 @@ func (e *Engine) Status() Status {
 	return s
 }
 
+// State returns the engine's state; cheaper than Status.
+func (e *Engine) State() State { return e.state() }
+
 // Saved returns the state the engine would save now.
 func (e *Engine) Saved() SavedState { return e.saved }
 

@@ -45,19 +45,19 @@ func (s State) IsBound() bool { return s == StateAnnouncing || s == StateBound }
 
 // Stats counts what the engine saw and did since it was made.
 type Stats struct {
-	Frames             uint64 // frames handed to HandleFrame or HandleARP
-	NotARP             uint64 // Ethernet frames that were not ARP
-	Malformed          uint64 // ARP that failed to decode (R24)
-	Own                uint64 // our own frames looped back (R09)
-	BadSender          uint64 // zero, broadcast or multicast sender MACs
-	Attempts           uint64 // candidates probed (first probe sent)
-	ProbeConflicts     uint64 // conflicts while probing
-	BoundConflicts     uint64 // conflicts while bound, defended or not
-	Defences           uint64 // defensive announcements sent
-	DefencesSuppressed uint64 // conflicts inside DEFEND_INTERVAL under DefendForever
-	Binds              uint64 // addresses claimed
-	RateLimited        uint64 // attempts delayed by RATE_LIMIT_INTERVAL
-	Sent               uint64 // ARP frames asked to be sent
+	Frames             uint64 `json:"frames"`              // frames handed to HandleFrame or HandleARP
+	NotARP             uint64 `json:"not_arp"`             // Ethernet frames that were not ARP
+	Malformed          uint64 `json:"malformed"`           // ARP that failed to decode (R24)
+	Own                uint64 `json:"own"`                 // our own frames looped back (R09)
+	BadSender          uint64 `json:"bad_sender"`          // zero, broadcast or multicast sender MACs
+	Attempts           uint64 `json:"attempts"`            // candidates probed (first probe sent)
+	ProbeConflicts     uint64 `json:"probe_conflicts"`     // conflicts while probing
+	BoundConflicts     uint64 `json:"bound_conflicts"`     // conflicts while bound, defended or not
+	Defences           uint64 `json:"defences"`            // defensive announcements sent
+	DefencesSuppressed uint64 `json:"defences_suppressed"` // conflicts inside DEFEND_INTERVAL under DefendForever
+	Binds              uint64 `json:"binds"`               // addresses claimed
+	RateLimited        uint64 `json:"rate_limited"`        // attempts delayed by RATE_LIMIT_INTERVAL
+	Sent               uint64 `json:"sent"`                // ARP frames asked to be sent
 }
 
 // Status is a snapshot of the engine.

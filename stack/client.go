@@ -37,8 +37,13 @@ type Config struct {
 	Route bool
 	// OnEvent is called for every engine event, in order, never
 	// concurrently with itself, and without the client's lock held (it may
-	// call Status). It must not block for long.
+	// call back into the client). It must not block for long.
 	OnEvent func(autoip.Event)
+	// OnState is called whenever the engine's state changes (waiting,
+	// probing, announcing, bound, ...), including changes that carry no
+	// event, with the address probed or held. Same rules as OnEvent, and
+	// ordered with it.
+	OnState func(from, to autoip.State, addr netip.Addr)
 	// Logger receives state changes (Info), conflicts (Warn) and per-frame
 	// detail (Debug). Nil discards.
 	Logger *slog.Logger
@@ -57,15 +62,17 @@ type Client struct {
 	log   *slog.Logger
 
 	onEvent func(autoip.Event)
+	onState func(from, to autoip.State, addr netip.Addr)
 
 	mu     sync.Mutex
 	eng    *autoip.Engine
 	outs   []autoip.Output
-	events []autoip.Event
-	// delivering is set while a goroutine calls OnEvent; evScratch is its
-	// buffer.
+	events []notice
+	state  autoip.State // last state reported to OnState
+	// delivering is set while a goroutine calls OnEvent/OnState;
+	// evScratch is its buffer.
 	delivering bool
-	evScratch  []autoip.Event
+	evScratch  []notice
 	timerGen   uint64 // identifies the armed timer; stale callbacks see another
 	frameBuf   []byte
 	timer      tcpip.Timer
@@ -130,7 +137,7 @@ func Attach(s *gvstack.Stack, nic tcpip.NICID, shim *Shim, cfg Config) (*Client,
 	}
 	c := &Client{
 		s: s, nic: nic, shim: shim, clock: s.Clock(), store: cfg.Store, route: cfg.Route,
-		log: log, onEvent: cfg.OnEvent, eng: eng,
+		log: log, onEvent: cfg.OnEvent, onState: cfg.OnState, eng: eng,
 		changed: make(chan struct{}),
 	}
 	return c, nil
@@ -258,6 +265,12 @@ func (c *Client) flushLocked(now time.Time) {
 	}
 	clear(c.outs)
 	c.armLocked(now)
+	if st := c.eng.State(); st != c.state {
+		if c.onState != nil {
+			c.events = append(c.events, notice{state: true, from: c.state, to: st, addr: c.eng.Status().Addr})
+		}
+		c.state = st
+	}
 }
 
 func (c *Client) armLocked(now time.Time) {
@@ -300,7 +313,9 @@ func (c *Client) performLocked(o *autoip.Output) {
 		c.removeLocked(o.Prefix.Addr())
 	case autoip.OutEvent:
 		c.logEvent(o.Event)
-		c.events = append(c.events, o.Event)
+		if c.onEvent != nil {
+			c.events = append(c.events, notice{ev: o.Event})
+		}
 		switch o.Event.Kind {
 		case autoip.EventBind, autoip.EventConflict, autoip.EventUnbind, autoip.EventStop:
 			close(c.changed)
@@ -388,27 +403,35 @@ func (c *Client) hasAddressLocked(a netip.Addr) bool {
 // queued while it does, so OnEvent may call back into the client (Close,
 // SetLink, ...) without deadlock, and events never overtake each other.
 func (c *Client) unlockAndDeliver() {
-	if c.onEvent == nil {
-		c.events = c.events[:0]
-		c.mu.Unlock()
-		return
-	}
-	if c.delivering {
-		c.mu.Unlock() // the delivering goroutine will pick our events up
+	if c.delivering || len(c.events) == 0 {
+		c.mu.Unlock() // nothing to do, or the delivering goroutine picks ours up
 		return
 	}
 	c.delivering = true
 	for len(c.events) > 0 {
 		c.evScratch = append(c.evScratch[:0], c.events...)
+		clear(c.events)
 		c.events = c.events[:0]
 		c.mu.Unlock()
-		for _, ev := range c.evScratch {
-			c.onEvent(ev)
+		for _, n := range c.evScratch {
+			if n.state {
+				c.onState(n.from, n.to, n.addr)
+			} else {
+				c.onEvent(n.ev)
+			}
 		}
 		c.mu.Lock()
 	}
 	c.delivering = false
 	c.mu.Unlock()
+}
+
+// notice is one queued OnEvent or OnState call.
+type notice struct {
+	ev       autoip.Event
+	state    bool
+	from, to autoip.State
+	addr     netip.Addr
 }
 
 func (c *Client) logEvent(ev autoip.Event) {
@@ -417,10 +440,10 @@ func (c *Client) logEvent(ev autoip.Event) {
 		c.log.Warn(ev.Kind.String(), "addr", ev.Addr, "phase", ev.Phase.String(), "from", ev.From.String(), "packet", ev.Frame.Packet.Kind().String())
 	case autoip.EventRateLimit:
 		c.log.Warn(ev.Kind.String(), "until", ev.Until)
-	case autoip.EventProbe:
-		c.log.Debug(ev.Kind.String(), "addr", ev.Addr)
-	default:
+	case autoip.EventUnbind:
 		c.log.Info(ev.Kind.String(), "addr", ev.Addr, "reason", ev.Reason)
+	default:
+		c.log.Info(ev.Kind.String(), "addr", ev.Addr)
 	}
 }
 

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,5 +55,23 @@ func TestR22_CloseRemovesRouteModeRoute(t *testing.T) {
 	ho.client().Close()
 	if r := ho.llRoutes(); len(r) != 0 {
 		t.Fatalf("169.254/16 routes left after Close: %v", r)
+	}
+}
+
+// OnState reports every state change, including those without an event
+// (probing -> announcing -> bound), in order with the events.
+func TestOnStateReportsEveryChange(t *testing.T) {
+	h := newHub(t)
+	var got []string
+	ho := h.addHost(hostCfg{cfg: Config{
+		OnState: func(from, to autoip.State, addr netip.Addr) { got = append(got, from.String()+">"+to.String()) },
+		OnEvent: func(ev autoip.Event) { got = append(got, ev.Kind.String()) },
+	}})
+	h.runUntilBound(30*time.Second, ho)
+	h.runFor(10 * time.Second)
+	ho.client().Close()
+	want := "stopped>waiting PROBE waiting>probing BIND probing>announcing announcing>bound STOP bound>stopped"
+	if s := strings.Join(got, " "); s != want {
+		t.Fatalf("got  %s\nwant %s", s, want)
 	}
 }

@@ -121,9 +121,9 @@ func (s *Shim) InjectOutbound(frame []byte) error {
 
 // ShimStats counts what a Shim did.
 type ShimStats struct {
-	ARPIn     uint64 // inbound ARP frames seen
-	Dropped   uint64 // inbound ARP frames kept from netstack
-	Rewritten uint64 // outgoing ARP made broadcast
+	ARPIn     uint64 `json:"arp_in"`    // inbound ARP frames seen
+	Dropped   uint64 `json:"dropped"`   // inbound ARP frames kept from netstack
+	Rewritten uint64 `json:"rewritten"` // outgoing ARP made broadcast
 }
 
 // Stats returns the counters.

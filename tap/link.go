@@ -73,12 +73,12 @@ type LinkConfig struct {
 
 // LinkStats are cumulative counters of a Link.
 type LinkStats struct {
-	RxFrames    uint64 // frames handed to the channel endpoint
-	RxFiltered  uint64 // frames dropped: unicast to another MAC, or shorter than an Ethernet header
-	TxFrames    uint64 // frames written to the TAP
-	TxNotSent   uint64 // frames dropped: no usable TAP fd, or the write failed (link down, TAP deleted, ...)
-	Reopens     uint64 // successful opens after the first one
-	LinkChanges uint64 // up/down transitions (as reported to OnLinkChange)
+	RxFrames    uint64 `json:"rx_frames"`    // frames handed to the channel endpoint
+	RxFiltered  uint64 `json:"rx_filtered"`  // frames dropped: unicast to another MAC, or shorter than an Ethernet header
+	TxFrames    uint64 `json:"tx_frames"`    // frames written to the TAP
+	TxNotSent   uint64 `json:"tx_not_sent"`  // frames dropped: no usable TAP fd, or the write failed (link down, TAP deleted, ...)
+	Reopens     uint64 `json:"reopens"`      // successful opens after the first one
+	LinkChanges uint64 `json:"link_changes"` // up/down transitions (as reported to OnLinkChange)
 }
 
 // Link is a gVisor link endpoint over a TAP device that survives the TAP

@@ -1,0 +1,518 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/autoip-project/autoip/autoip"
+	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/autoip/persist"
+	"github.com/autoip-project/autoip/stack"
+	"github.com/autoip-project/autoip/tap"
+)
+
+// Run runs autoipd with args (without the program name), writing the
+// address (-wait) or the status (-status) to stdout and logs and errors to
+// stderr, and returns the exit code. Cancelling ctx stops the daemon the
+// way SIGTERM does.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, Usage)
+		return ExitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "autoipd: %v\nRun autoipd -h for the flags and their ranges.\n", err)
+		return ExitUsage
+	}
+	switch {
+	case cfg.Status:
+		return runStatus(cfg, stdout, stderr)
+	case cfg.Wait && os.Getenv(envWaitChild) == "":
+		return runWait(ctx, cfg, args, stdout, stderr)
+	}
+	return runDaemon(ctx, cfg, stderr)
+}
+
+// envWaitChild marks the background daemon started by -wait.
+const envWaitChild = "AUTOIPD_WAIT_CHILD"
+
+// Paths of the per-interface files in the state directory.
+func (cfg *Config) path(suffix string) string {
+	return filepath.Join(cfg.StateDir, cfg.Iface+suffix)
+}
+
+func newLogger(cfg *Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if cfg.Verbose {
+		opts.Level = slog.LevelDebug
+	}
+	var h slog.Handler
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	} else {
+		h = slog.NewTextHandler(w, opts)
+	}
+	return slog.New(h).With("iface", cfg.Iface)
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// runStatus implements -status.
+func runStatus(cfg *Config, stdout, stderr io.Writer) int {
+	sock := cfg.path(".sock")
+	raw, _, err := queryStatus(sock, 5*time.Second)
+	if err != nil {
+		fmt.Fprintf(stderr, "autoipd: no autoipd answers for interface %s (status socket %s): %v\n", cfg.Iface, sock, err)
+		return ExitFailure
+	}
+	stdout.Write(raw)
+	return ExitOK
+}
+
+// runWait implements -wait: it starts the daemon in the background (this
+// program again, in its own session, logging to STATE-DIR/IFACE.log),
+// waits until it holds an address, prints the address and returns. The
+// address lives in the daemon's netstack, so the daemon must outlive us.
+func runWait(ctx context.Context, cfg *Config, args []string, stdout, stderr io.Writer) int {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "autoipd: -wait: cannot find my own executable: %v\n", err)
+		return ExitFailure
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		fmt.Fprintf(stderr, "autoipd: state directory: %v\n", err)
+		return ExitFailure
+	}
+	logPath := cfg.path(".log")
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		fmt.Fprintf(stderr, "autoipd: -wait: daemon log: %v\n", err)
+		return ExitFailure
+	}
+	defer logf.Close()
+	logStart, _ := logf.Seek(0, io.SeekEnd)
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		fmt.Fprintf(stderr, "autoipd: -wait: %v\n", err)
+		return ExitFailure
+	}
+	defer devnull.Close()
+
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), envWaitChild+"=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(stderr, "autoipd: -wait: start daemon: %v\n", err)
+		return ExitFailure
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	showLog := func() {
+		f, err := os.Open(logPath)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		if _, err := f.Seek(logStart, io.SeekStart); err == nil {
+			io.Copy(stderr, io.LimitReader(f, 64<<10))
+		}
+	}
+
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigc)
+	var deadline <-chan time.Time
+	if cfg.WaitTimeout > 0 {
+		t := time.NewTimer(cfg.WaitTimeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	sock := cfg.path(".sock")
+	for {
+		select {
+		case <-exited:
+			showLog()
+			code := cmd.ProcessState.ExitCode()
+			if code <= 0 {
+				code = ExitFailure
+			}
+			fmt.Fprintf(stderr, "autoipd: the daemon for %s exited (code %d) before it held an address\n", cfg.Iface, code)
+			return code
+		case <-deadline:
+			fmt.Fprintf(stderr, "autoipd: no address on %s within %v; the daemon (pid %d) keeps trying (log: %s)\n", cfg.Iface, cfg.WaitTimeout, cmd.Process.Pid, logPath)
+			return ExitWaitTimeout
+		case sig := <-sigc:
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			fmt.Fprintf(stderr, "autoipd: interrupted by %v while waiting; stopped the daemon (pid %d)\n", sig, cmd.Process.Pid)
+			return ExitFailure
+		case <-ctx.Done():
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			fmt.Fprintf(stderr, "autoipd: %v while waiting; stopped the daemon (pid %d)\n", ctx.Err(), cmd.Process.Pid)
+			return ExitFailure
+		case <-tick.C:
+			_, r, err := queryStatus(sock, time.Second)
+			if err == nil && r.PID == cmd.Process.Pid && r.Configured != "" {
+				fmt.Fprintln(stdout, r.Configured)
+				return ExitOK
+			}
+		}
+	}
+}
+
+// daemon is one running autoipd.
+type daemon struct {
+	cfg     *Config
+	log     *slog.Logger
+	started time.Time
+	mac     acd.MAC
+
+	link   *tap.Link
+	wire   *wireTap
+	st     *stack.Stack
+	client *stack.Client
+	hooks  *hookRunner
+
+	linkMu    sync.Mutex
+	linkReady bool // client attached: link changes go to it
+}
+
+// runDaemon runs the daemon in the foreground until ctx ends or a signal
+// stops it.
+func runDaemon(ctx context.Context, cfg *Config, stderr io.Writer) int {
+	sigc := make(chan os.Signal, 4)
+	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigc)
+
+	log := newLogger(cfg, stderr)
+	fail := func(what string, err error) int {
+		log.Error(what, "err", err)
+		fmt.Fprintf(stderr, "autoipd: %s: %v\n", what, err)
+		return ExitFailure
+	}
+	for _, n := range cfg.Notices {
+		log.Warn(n)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return fail("state directory", err)
+	}
+	// R25: the lock comes first, before anything touches the TAP.
+	lock, err := lockIface(cfg.path(".lock"), cfg.Iface)
+	var locked *LockedError
+	if errors.As(err, &locked) {
+		log.Error("another instance holds the interface", "pid", locked.PID, "lock", locked.Path)
+		fmt.Fprintf(stderr, "autoipd: %v\n", err)
+		return ExitLocked
+	}
+	if err != nil {
+		return fail("lock", err)
+	}
+	defer lock.release()
+
+	d := &daemon{cfg: cfg, log: log, started: time.Now()}
+	if err := d.start(); err != nil {
+		d.shutdown()
+		return fail("start", err)
+	}
+	srv, err := listenStatus(cfg.path(".sock"), d.report, log)
+	if err != nil {
+		d.stop("status socket failed")
+		d.shutdown()
+		return fail("status", err)
+	}
+
+	reason := ""
+	for reason == "" {
+		select {
+		case <-ctx.Done():
+			reason = "context: " + ctx.Err().Error()
+		case sig := <-sigc:
+			if sig == syscall.SIGHUP {
+				d.reannounce()
+				continue
+			}
+			reason = sig.String()
+		}
+	}
+	d.stop(reason)
+	srv.close()
+	// A second SIGINT/SIGTERM stops waiting for queued hooks.
+	hctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case sig := <-sigc:
+			if sig != syscall.SIGHUP {
+				cancel()
+			}
+		case <-hctx.Done():
+		}
+	}()
+	d.shutdownHooks(hctx)
+	cancel()
+	d.shutdown()
+	log.Info("autoipd stopped", "reason", reason)
+	return ExitOK
+}
+
+// kernelMAC returns the MAC of the kernel side of interface name, or zero.
+func kernelMAC(name string) acd.MAC {
+	var m acd.MAC
+	ifi, err := net.InterfaceByName(name)
+	if err == nil && len(ifi.HardwareAddr) == 6 {
+		copy(m[:], ifi.HardwareAddr)
+	}
+	return m
+}
+
+// start sets everything up: MAC, TAP link, capture, hooks, stack, client,
+// static addresses.
+func (d *daemon) start() error {
+	cfg, log := d.cfg, d.log
+	kmac := kernelMAC(cfg.Iface)
+	switch {
+	case !cfg.MAC.IsZero():
+		d.mac = cfg.MAC
+		if d.mac == kmac {
+			return fmt.Errorf("-mac %v is the kernel TAP's own MAC; the netstack needs a MAC of its own", d.mac)
+		}
+	default:
+		m, err := loadOrCreateMAC(cfg.path(".mac"), kmac, func(msg string, args ...any) { log.Info(msg, args...) })
+		if err != nil {
+			return err
+		}
+		d.mac = m
+	}
+	if cfg.Hook != "" {
+		if _, err := exec.LookPath(cfg.Hook); err != nil {
+			log.Warn("hook is not an executable file (yet); it will be tried at each event anyway", "hook", cfg.Hook, "err", err)
+		}
+		d.hooks = newHookRunner(cfg.Hook, cfg.Iface, cfg.HookTimeout, log)
+	}
+
+	link, err := tap.NewLink(tap.LinkConfig{
+		Device:        tap.Config{Name: cfg.Iface, Create: cfg.Create},
+		MAC:           tcpip.LinkAddress(d.mac[:]),
+		CheckInterval: cfg.CheckInterval,
+		OnLinkChange:  d.onLinkChange,
+		Logger:        log,
+	})
+	if err != nil {
+		return fmt.Errorf("TAP %s: %w", cfg.Iface, err)
+	}
+	d.link = link
+	if k := kernelMAC(cfg.Iface); !k.IsZero() && k == d.mac {
+		return fmt.Errorf("the netstack MAC %v equals the kernel TAP's MAC; give another -mac or remove %s", d.mac, cfg.path(".mac"))
+	}
+
+	var ep gvstack.LinkEndpoint = link.Endpoint()
+	if cfg.Pcap != "" || cfg.Verbose {
+		var w io.Writer
+		if cfg.Pcap != "" {
+			f, err := os.OpenFile(cfg.Pcap, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+			if err != nil {
+				return fmt.Errorf("-pcap: %w", err)
+			}
+			w = &closeOnceFile{f: f}
+		}
+		wt, err := newWireTap(ep, w, log)
+		if err != nil {
+			return fmt.Errorf("-pcap %s: %w", cfg.Pcap, err)
+		}
+		d.wire, ep = wt, wt
+	}
+
+	timing, linkUpDelay, err := cfg.QNX.Timing()
+	if err != nil {
+		return err
+	}
+	st, err := stack.New(stack.Options{Link: ep, NICName: cfg.Iface})
+	if err != nil {
+		return fmt.Errorf("netstack: %w", err)
+	}
+	d.st = st
+	for _, p := range cfg.Addrs {
+		if err := st.AddAddress(p); err != nil {
+			return err
+		}
+		log.Info("static address added", "addr", p.String())
+	}
+	client, err := stack.Attach(st.GVisor(), st.NIC(), st.Shim(), stack.Config{
+		Engine: autoip.Config{
+			Seed:            cfg.Seed,
+			Initial:         cfg.Initial,
+			Timing:          timing,
+			LinkUpDelay:     linkUpDelay,
+			Defend:          cfg.Defend,
+			YieldToRoutable: cfg.YieldToRoutable,
+		},
+		Store:   persist.NewFile(cfg.path(".state.json")),
+		Route:   cfg.Route,
+		OnEvent: d.onEvent,
+		OnState: d.onState,
+		Logger:  log,
+	})
+	if err != nil {
+		return err
+	}
+	d.client = client
+	log.Info("autoipd starting", "pid", os.Getpid(), "mac", d.mac.String(), "initial", addrString(cfg.Initial),
+		"defend", cfg.Defend.String(), "yield_to_routable", cfg.YieldToRoutable, "route", cfg.Route,
+		"probes", timing.ProbeNum, "probe_min", timing.ProbeMin, "probe_max", timing.ProbeMax, "probe_wait", timing.ProbeWait,
+		"announces", timing.AnnounceNum, "announce_wait", timing.AnnounceWait, "link_up_delay", linkUpDelay,
+		"state_dir", cfg.StateDir, "create", cfg.Create)
+	if err := client.Start(); err != nil {
+		return err
+	}
+	// From here on the TAP monitor's reports go to the client; both this
+	// first report and later ones are made under linkMu, so they cannot
+	// overtake each other.
+	d.linkMu.Lock()
+	d.linkReady = true
+	client.SetLink(link.Up())
+	d.linkMu.Unlock()
+	return nil
+}
+
+// onLinkChange is the TAP monitor's callback.
+func (d *daemon) onLinkChange(up bool) {
+	d.linkMu.Lock()
+	if d.linkReady {
+		d.client.SetLink(up)
+	}
+	d.linkMu.Unlock()
+	d.log.Info("link", "up", up)
+}
+
+// onEvent is the client's OnEvent: it queues the hook and never blocks.
+func (d *daemon) onEvent(ev autoip.Event) {
+	name := hookEvent(ev)
+	if name == "" || d.hooks == nil {
+		return
+	}
+	d.hooks.enqueue(hookCall{
+		event: name,
+		addr:  addrString(ev.Addr),
+		env:   hookEnv(name, d.cfg.Iface, d.mac.String(), ev),
+	})
+}
+
+// onState logs every change of the engine's state (the client calls it;
+// nothing polls).
+func (d *daemon) onState(from, to autoip.State, addr netip.Addr) {
+	d.log.Info("state", "from", from.String(), "to", to.String(), "addr", addrString(addr), "link_up", d.link.Up())
+}
+
+// reannounce handles SIGHUP.
+func (d *daemon) reannounce() {
+	if err := d.client.Reannounce(); err != nil {
+		d.log.Info("SIGHUP: nothing to re-announce", "state", d.client.Status().State.String(), "err", err)
+		return
+	}
+	d.log.Info("SIGHUP: address re-added (if it was removed) and re-announced", "addr", addrString(d.client.Status().Configured))
+}
+
+// stop withdraws the address, saves state and reports STOP (R26).
+func (d *daemon) stop(reason string) {
+	d.log.Info("stopping: withdrawing the address", "reason", reason)
+	if d.client != nil {
+		_ = d.client.Close()
+	}
+}
+
+func (d *daemon) shutdownHooks(ctx context.Context) {
+	if d.hooks != nil {
+		d.hooks.close(ctx)
+	}
+}
+
+// shutdown releases whatever start set up, in reverse order. It is safe
+// after a partial start.
+func (d *daemon) shutdown() {
+	if d.client != nil {
+		_ = d.client.Close()
+	}
+	if d.st != nil {
+		_ = d.st.Close()
+	}
+	if d.link != nil {
+		if err := d.link.Close(); err != nil {
+			d.log.Debug("closing the TAP", "err", err)
+		}
+	}
+	if d.wire != nil {
+		if c, ok := d.wire.w.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				d.log.Warn("closing the pcap file", "err", err)
+			}
+		}
+	}
+	if d.hooks != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), d.cfg.HookTimeout+time.Second)
+		d.hooks.close(ctx)
+		cancel()
+	}
+}
+
+// report builds the status report.
+func (d *daemon) report() StatusReport {
+	var captured uint64
+	if d.wire != nil {
+		captured = d.wire.captured()
+	}
+	seed := d.cfg.Seed
+	if seed == 0 {
+		seed = autoip.SeedFromMAC(d.mac)
+	}
+	return buildReport(d.cfg.Iface, d.started, d.mac.String(), seed, d.client.Status(), d.link.Stats(), d.link.Up(), captured)
+}
+
+// closeOnceFile is the pcap file: writes after Close fail quietly (the
+// wireTap then stops capturing) instead of racing with a closed fd.
+type closeOnceFile struct {
+	mu     sync.Mutex
+	f      *os.File
+	closed bool
+}
+
+func (c *closeOnceFile) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, os.ErrClosed
+	}
+	return c.f.Write(b)
+}
+
+func (c *closeOnceFile) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return c.f.Close()
+}

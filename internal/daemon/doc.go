@@ -1,0 +1,50 @@
+// Package daemon is autoipd: the command that claims an IPv4 link-local
+// address for a gVisor netstack on a TAP interface and holds it, as QNX's
+// autoipd utility and lsm-autoip.so module do. Run is the whole program
+// (cmd/autoipd only calls it), so that it can be tested without exec.
+//
+// # Command line
+//
+// Usage (the -h text) lists every flag with its default and range. The QNX
+// flags -a, -d, -f, -i, -p, -s, -t, -v, -w keep their meaning and may be
+// combined getopt-style (-dfv, -dvi tap0, -a3); the lsm-autoip option string
+// is accepted as -o if=,ip=,debug,delay=,abandon,force,old,route; Go-style
+// long flags add what a Linux daemon needs (-create, -mac, -state-dir,
+// -hook, -wait, -pcap, -status, ...).
+//
+// The two forms differ in one default, as on QNX: autoipd without -f yields
+// to a routable address on the interface (Engine.YieldToRoutable), while
+// lsm-autoip coexists unless "old" is given ("old,force" coexists again,
+// "force" alone is ignored with a notice). When -o is present its values
+// apply and its defaults (if=en0, coexist) are used; flags given alongside
+// override the option string (-s over ip=, -f over old, -d=false over
+// abandon; a differing override is logged), except -i and if=, which must
+// name the same interface or the command line is refused. Every value is
+// validated; a bad one exits 2 with a message naming the value and the
+// accepted range.
+//
+// # Running
+//
+// The daemon takes an flock on STATE-DIR/IFACE.lock (holding its pid)
+// before it opens the TAP, so a second daemon for the same interface exits
+// 3 naming the holder's pid and never touches the TAP (R25). The engine's
+// saved state is STATE-DIR/IFACE.state.json, the netstack's MAC (generated
+// once, locally administered, never the kernel TAP's) STATE-DIR/IFACE.mac,
+// and STATE-DIR/IFACE.sock answers every connection with the JSON status
+// (autoipd -status). SIGINT and SIGTERM withdraw the address, save state
+// and report STOP, then exit 0 (R26); SIGHUP re-adds and re-announces the
+// address.
+//
+// # Hooks
+//
+// With -hook PATH, BIND, CONFLICT (a bound address lost to a conflict),
+// UNBIND (withdrawn for link down or a routable address) and STOP run
+// "PATH EVENT IFACE ADDRESS" directly (no shell), with AUTOIPD_EVENT,
+// AUTOIPD_IFACE, AUTOIPD_ADDRESS, AUTOIPD_MAC, AUTOIPD_PID, AUTOIPD_TIME
+// and, for CONFLICT, AUTOIPD_CONFLICT_MAC, AUTOIPD_PACKET_KIND and
+// AUTOIPD_PHASE (UNBIND: AUTOIPD_REASON) in the environment. Hooks run one
+// at a time, in order, on their own goroutine fed by a queue, so the engine
+// never waits for one; each is killed (with its process group) after
+// -hook-timeout; their output is logged; a failing or missing hook is
+// logged, never fatal.
+package daemon

@@ -1,0 +1,170 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/autoip-project/autoip/autoip"
+	"github.com/autoip-project/autoip/stack"
+	"github.com/autoip-project/autoip/tap"
+)
+
+// StatusReport is what the status socket answers (and autoipd -status
+// prints).
+type StatusReport struct {
+	Interface    string          `json:"interface"`
+	PID          int             `json:"pid"`
+	Started      time.Time       `json:"started"`
+	MAC          string          `json:"mac"`
+	Seed         string          `json:"seed"`
+	State        string          `json:"state"`
+	Address      string          `json:"address,omitempty"`    // candidate being probed, or the bound address
+	Configured   string          `json:"configured,omitempty"` // the address on the netstack NIC, if any
+	LinkUp       bool            `json:"link_up"`
+	Conflicts    int             `json:"conflicts"` // the count that drives rate limiting
+	RateLimited  *time.Time      `json:"rate_limited_until,omitempty"`
+	LastConflict *ConflictReport `json:"last_conflict,omitempty"`
+	Counters     Counters        `json:"counters"`
+}
+
+// ConflictReport describes the last conflict: who and what.
+type ConflictReport struct {
+	Time       time.Time `json:"time"`
+	Event      string    `json:"event"` // CONFLICT or DEFEND
+	Address    string    `json:"address"`
+	Phase      string    `json:"phase"`
+	MAC        string    `json:"mac"`
+	PacketKind string    `json:"packet_kind"`
+}
+
+// Counters groups the engine's, the client's, the shim's and the link's
+// counters.
+type Counters struct {
+	Engine   autoip.Stats    `json:"engine"`
+	NotSent  uint64          `json:"not_sent"`
+	Reclaims uint64          `json:"reclaims"`
+	StackErr uint64          `json:"stack_errors"`
+	Shim     stack.ShimStats `json:"shim"`
+	Link     tap.LinkStats   `json:"link"`
+	Captured uint64          `json:"pcap_frames,omitempty"`
+}
+
+// buildReport makes a StatusReport from the client's status.
+func buildReport(iface string, started time.Time, mac string, seed uint64, st stack.Status, link tap.LinkStats, linkUp bool, captured uint64) StatusReport {
+	r := StatusReport{
+		Interface:  iface,
+		PID:        os.Getpid(),
+		Started:    started,
+		MAC:        mac,
+		Seed:       fmt.Sprintf("%#x", seed),
+		State:      st.State.String(),
+		Address:    addrString(st.Addr),
+		Configured: addrString(st.Configured),
+		LinkUp:     linkUp,
+		Conflicts:  st.Conflicts,
+		Counters: Counters{
+			Engine: st.Stats, NotSent: st.NotSent, Reclaims: st.Reclaims, StackErr: st.StackErrors,
+			Shim: st.Shim, Link: link, Captured: captured,
+		},
+	}
+	if !st.RateLimitedUntil.IsZero() {
+		t := st.RateLimitedUntil
+		r.RateLimited = &t
+	}
+	if c := st.LastConflict; c != nil {
+		r.LastConflict = &ConflictReport{
+			Time: c.Time, Event: c.Kind.String(), Address: addrString(c.Addr), Phase: c.Phase.String(),
+			MAC: c.From.String(), PacketKind: c.Frame.Packet.Kind().String(),
+		}
+	}
+	return r
+}
+
+// statusServer answers every connection on a unix socket with one JSON
+// StatusReport and closes it.
+type statusServer struct {
+	ln     net.Listener
+	path   string
+	report func() StatusReport
+	log    *slog.Logger
+	wg     sync.WaitGroup
+}
+
+// maxSocketPath is the room in sockaddr_un.sun_path, less the NUL.
+const maxSocketPath = 107
+
+// listenStatus removes a stale socket at path (the caller holds the
+// interface's lock, so no live daemon owns it) and listens.
+func listenStatus(path string, report func() StatusReport, log *slog.Logger) (*statusServer, error) {
+	if len(path) > maxSocketPath {
+		return nil, fmt.Errorf("status socket path %s is %d bytes, more than the %d a unix socket allows: use a shorter -state-dir", path, len(path), maxSocketPath)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale status socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("status socket: %w", err)
+	}
+	s := &statusServer{ln: ln, path: path, report: report, log: log}
+	s.wg.Add(1)
+	go s.serve()
+	return s, nil
+}
+
+func (s *statusServer) serve() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				s.log.Warn("status socket accept failed; status no longer served", "err", err)
+			}
+			return
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		enc := json.NewEncoder(c)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(s.report()); err != nil {
+			s.log.Debug("status write failed", "err", err)
+		}
+		c.Close()
+	}
+}
+
+// close stops serving and removes the socket file.
+func (s *statusServer) close() {
+	if s == nil {
+		return
+	}
+	s.ln.Close() // a unix listener removes its socket file on Close
+	s.wg.Wait()
+	_ = os.Remove(s.path)
+}
+
+// queryStatus asks the daemon listening on path for its StatusReport and
+// returns the raw JSON and the decoded report.
+func queryStatus(path string, timeout time.Duration) ([]byte, *StatusReport, error) {
+	c, err := net.DialTimeout("unix", path, timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	b, err := io.ReadAll(io.LimitReader(c, 1<<20))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read status: %w", err)
+	}
+	var r StatusReport
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, nil, fmt.Errorf("decode status: %w", err)
+	}
+	return b, &r, nil
+}

@@ -1,0 +1,82 @@
+package daemon
+
+// Exit codes of Run (and of the autoipd command).
+const (
+	ExitOK          = 0 // success; or stopped by SIGINT/SIGTERM after withdrawing the address
+	ExitFailure     = 1 // runtime failure (TAP, state directory, status socket, ...)
+	ExitUsage       = 2 // bad command line: the message names the value and the accepted range
+	ExitLocked      = 3 // another autoipd already manages the interface (its pid is in the message)
+	ExitWaitTimeout = 4 // -wait: no address within -wait-timeout (the daemon keeps trying)
+)
+
+// Usage is autoipd's help text (-h).
+const Usage = `usage: autoipd [-dfv] [-a num] -i iface [-p num] [-s ip] [-t timeout] [-w num]
+               [-o option,option,...] [long flags]
+       autoipd -status -i iface [-state-dir dir]
+
+Claims an IPv4 link-local address (169.254.1.0-169.254.254.255, RFC 3927 and
+RFC 5227) for a userspace gVisor netstack on a TAP interface, and holds and
+defends it until stopped.
+
+QNX autoipd flags (single letters may be combined: -dfv, -dvi tap0, -a3):
+  -a num      ARP announcements after claiming (ANNOUNCE_NUM), 1..100; default 2
+  -d          do not defend: give the address up at the first conflict
+  -f          claim a link-local address even while a routable one exists
+              (default: yield to a routable address on the interface)
+  -i iface    the TAP interface (required, unless -o if= is given)
+  -p num      ARP probes before claiming (PROBE_NUM), 1..100; default 3
+  -s ip       initial address to try first, 169.254.1.0..169.254.254.255
+  -t timeout  seconds to wait after the link comes up before starting, 0..3600;
+              default 0
+  -v          verbose: log every ARP frame (log level debug)
+  -w num      seconds of ANNOUNCE_WAIT and ANNOUNCE_INTERVAL, 1..60; default 2
+
+lsm-autoip.so option string (mount -T io-pkt -o ... lsm-autoip.so):
+  -o if=IFACE,ip=ADDR,debug,delay=MS,abandon,force,old,route
+      if=IFACE   the interface; default en0
+      ip=ADDR    initial address (as -s)
+      debug      verbose (as -v)
+      delay=MS   probe delay 1..8000 ms, default 2000: probes are spaced
+                 MS/2..MS apart, and the first waits 0..MS/2
+      abandon    give the address up at the first conflict (as -d)
+      old        remove the link-local address while a routable one exists
+      force      with old: keep it anyway (force without old is ignored)
+      route      route 169.254.0.0/16 via the routable address when there is one
+  With -o the default is to coexist with routable addresses (as with -f).
+  -o values apply; flags given alongside override them (-s over ip=, -f over
+  old, -d=false over abandon); -i and if= must name the same interface.
+  -o may be repeated; later options override earlier ones.
+
+Long flags:
+  -create            create the TAP if it is missing (default: attach to an
+                     existing TAP, waiting for it to appear)
+  -mac MAC           the netstack's MAC address (default: a locally
+                     administered one generated once and kept in
+                     STATE-DIR/IFACE.mac; never the kernel TAP's MAC)
+  -state-dir DIR     state, lock, MAC and status socket; default /var/lib/autoipd
+  -hook PATH         run PATH EVENT IFACE ADDRESS on BIND, CONFLICT, UNBIND and
+                     STOP (details in AUTOIPD_* environment variables)
+  -hook-timeout D    kill a hook still running after D (1ms..1h); default 10s
+  -log-format F      text or json; default text
+  -wait              start the daemon in the background, wait until it holds
+                     an address, print the address and exit 0
+  -wait-timeout D    with -wait: give up waiting after D (0 = no limit,
+                     else 1ms..24h); default 0; the daemon keeps trying
+  -pcap FILE         write every frame of the interface to FILE (pcap)
+  -status            print the running daemon's state as JSON and exit
+  -seed N            candidate sequence seed, 1..2^64-1 (default: from the MAC)
+  -check-interval D  how often the TAP's state is checked (10ms..1m); default 1s
+  -addr CIDR         add a static routable address to the netstack NIC, like
+                     "ifconfig en0 alias 10.0.0.1" (repeatable)
+
+Signals: SIGINT and SIGTERM withdraw the address, save state, run the STOP
+hook and exit 0. SIGHUP adds the address back if it was removed and
+announces it again.
+
+Exit codes:
+  0  success (or stopped by SIGINT/SIGTERM)
+  1  runtime failure
+  2  bad command line
+  3  another autoipd already manages this interface
+  4  -wait timed out (the daemon keeps running and trying)
+`
