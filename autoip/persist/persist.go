@@ -92,7 +92,7 @@ func (f *File) Save(s autoip.SavedState) error {
 	if err != nil {
 		return fmt.Errorf("save %s: %w", f.path, err)
 	}
-	if err := writeAtomic(f.path, b); err != nil {
+	if err := WriteFileAtomic(f.path, b); err != nil {
 		return fmt.Errorf("save %s: %w", f.path, err)
 	}
 	return nil
@@ -152,8 +152,10 @@ func decode(b []byte) (autoip.SavedState, error) {
 	return s, nil
 }
 
-// writeAtomic replaces path with b: temp file, fsync, rename, fsync dir.
-func writeAtomic(path string, b []byte) (err error) {
+// WriteFileAtomic replaces path with b so that a crash leaves the old
+// content or the new, never a mix: a temporary file in the same directory,
+// fsync, rename over path, fsync of the directory.
+func WriteFileAtomic(path string, b []byte) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."

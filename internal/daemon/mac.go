@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/autoip/persist"
 )
 
 // generateMAC returns a random locally administered unicast MAC.
@@ -56,33 +56,10 @@ func loadOrCreateMAC(path string, avoid acd.MAC, note func(msg string, args ...a
 			break
 		}
 	}
-	if err := writeFileAtomic(path, []byte(m.String()+"\n")); err != nil {
+	if err := persist.WriteFileAtomic(path, []byte(m.String()+"\n")); err != nil {
 		return m, fmt.Errorf("store MAC: %w", err)
 	}
 	note("generated the netstack's MAC", "mac", m.String(), "file", path)
 	return m, nil
 }
 
-// writeFileAtomic replaces path with b through a temporary file and rename.
-func writeFileAtomic(path string, b []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
