@@ -62,4 +62,3 @@ func loadOrCreateMAC(path string, avoid acd.MAC, note func(msg string, args ...a
 	note("generated the netstack's MAC", "mac", m.String(), "file", path)
 	return m, nil
 }
-
