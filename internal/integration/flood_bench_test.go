@@ -33,19 +33,24 @@ func envInt(name string, def int) int {
 // bare loop reads (BenchmarkTAPRawRead in package tap is the reader-side
 // baseline).
 //
+// AIP_FLOOD_RATE paces the sender (frames/s): above what the receiver
+// drains, the latency is only the backlog in the TAP's queue; below it, it
+// is the time one conflicting frame takes through TAP, netstack and engine.
+//
 // Run: go test -run '^$' -bench TAPFlood -benchtime 1x ./internal/integration/
 func BenchmarkTAPFloodConflictDetection(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root to create TAP devices and network namespaces; CI runs as root")
 	}
 	frames := envInt("AIP_FLOOD_FRAMES", 200_000)
+	rate := envInt("AIP_FLOOD_RATE", 0) // offered frames/s; 0: as fast as the sender can
 	every := 1000
 	for i := 0; i < b.N; i++ {
-		floodOnce(b, frames, every)
+		floodOnce(b, frames, every, rate)
 	}
 }
 
-func floodOnce(b *testing.B, frames, every int) {
+func floodOnce(b *testing.B, frames, every, rate int) {
 	bt := b
 	ours := netip.MustParseAddr("169.254.50.50")
 	tm := fastTiming()
@@ -83,6 +88,12 @@ func floodOnce(b *testing.B, frames, every int) {
 	start := time.Now()
 	k := 0
 	for i := 0; i < frames; i++ {
+		if rate > 0 && i%100 == 0 {
+			// Paced: stay on the schedule rate frames/s sets.
+			if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); d > 0 {
+				time.Sleep(d)
+			}
+		}
 		f := unrelated[i%len(unrelated)]
 		if i%every == every-1 && k < conflicts {
 			p := acd.Announcement(peerMAC, ours)
