@@ -196,6 +196,7 @@ type daemon struct {
 	st     *stack.Stack
 	client *stack.Client
 	hooks  *hookRunner
+	store  *persist.Async // the state file, written off the protocol path
 
 	linkMu    sync.Mutex
 	linkReady bool // client attached: link changes go to it
@@ -360,6 +361,11 @@ func (d *daemon) start() error {
 		}
 		log.Info("static address added", "addr", p.String())
 	}
+	// Saves go through a writer goroutine: an fsync on a slow disk must not
+	// hold up conflict handling or probes.
+	d.store = persist.NewAsync(persist.NewFile(cfg.path(".state.json")), func(err error) {
+		log.Error("saving state failed", "err", err)
+	})
 	client, err := stack.Attach(st.GVisor(), st.NIC(), st.Shim(), stack.Config{
 		Engine: autoip.Config{
 			Seed:            cfg.Seed,
@@ -369,7 +375,7 @@ func (d *daemon) start() error {
 			Defend:          cfg.Defend,
 			YieldToRoutable: cfg.YieldToRoutable,
 		},
-		Store:   persist.NewFile(cfg.path(".state.json")),
+		Store:   d.store,
 		Route:   cfg.Route,
 		OnEvent: d.onEvent,
 		OnState: d.onState,
@@ -441,6 +447,9 @@ func (d *daemon) stop(reason string) {
 	if d.client != nil {
 		_ = d.client.Close()
 	}
+	if d.store != nil {
+		_ = d.store.Close() // the STOP state is on disk before we go on
+	}
 }
 
 func (d *daemon) shutdownHooks(ctx context.Context) {
@@ -454,6 +463,9 @@ func (d *daemon) shutdownHooks(ctx context.Context) {
 func (d *daemon) shutdown() {
 	if d.client != nil {
 		_ = d.client.Close()
+	}
+	if d.store != nil {
+		_ = d.store.Close()
 	}
 	if d.st != nil {
 		_ = d.st.Close()
