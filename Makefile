@@ -11,7 +11,10 @@ FUZZ_TARGETS := \
 	./autoip/acd:FuzzPacketRoundTrip \
 	./autoip/acd:FuzzDecodeVsGopacket \
 	./autoip/acd:FuzzDetector \
-	./autoip:FuzzEngine
+	./autoip:FuzzEngine \
+	./internal/hardening:FuzzDaemonParse \
+	./internal/hardening:FuzzScenarioParse \
+	./internal/hardening:FuzzPersistLoad
 
 .PHONY: help all build test unit race vet fmt-check tidy-check fuzz bench bench-tap bench-sim demo sim-demo golden-update ci clean
 
@@ -48,8 +51,8 @@ fuzz: ## run every fuzz target for FUZZTIME (default 30s)
 		$(GO) test $$pkg -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME); \
 	done
 
-bench: ## engine micro-benchmarks: ns and allocations per ARP frame
-	$(GO) test -run='^$$' -bench=. -benchmem ./autoip/...
+bench: ## one markdown table of measured figures (engine, TAP, claim, sim, daemon); root for TAP/daemon rows; BENCH_QUICK=1 for CI
+	@GO="$(GO)" bash bench/run.sh
 
 bench-tap: ## (root) ARP flood through a real TAP: frames/s and conflict-detection latency
 	$(GO) test -run='^$$' -bench=TAPFlood -benchtime=1x ./internal/integration/
@@ -73,3 +76,7 @@ ci: ## what .ci/run runs after installing dependencies
 
 clean: ## remove build and test caches of this module
 	$(GO) clean -testcache
+
+.PHONY: hardening
+hardening: ## (root) hardening suite at full size, no -race: 1M-frame flood, real 60 s rate limits, 50x kill -9, 50x TAP cycles, 24 h 1,000-host sim soak
+	AIP_HARDEN_FULL=1 $(GO) test -count=1 -v -timeout 60m ./internal/hardening/

@@ -345,6 +345,15 @@ func (e *Engine) drain(now time.Time) {
 	}
 	e.dout = e.det.AppendOutputs(e.dout[:0])
 	for _, o := range e.dout {
+		if o.Kind == acd.OutProbeStart {
+			// Save the attempt before its first probe leaves, so that a crash
+			// between the two cannot hide an attempt from the rate limit (R11).
+			e.saved.LastAttempt = now
+			e.save()
+			break
+		}
+	}
+	for _, o := range e.dout {
 		switch o.Kind {
 		case acd.OutSend:
 			e.stats.Sent++
@@ -352,9 +361,7 @@ func (e *Engine) drain(now time.Time) {
 		case acd.OutProbeStart:
 			e.stats.Attempts++
 			e.rateUntil = time.Time{} // no longer waiting for the rate limit
-			e.saved.LastAttempt = now
 			e.emitEvent(Event{Kind: EventProbe, Time: now, Addr: o.Addr})
-			e.save()
 		case acd.OutReady:
 			e.stats.Binds++
 			e.bound, e.boundAt = true, now

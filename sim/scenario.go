@@ -586,8 +586,12 @@ func (ev EventSpec) validate(hosts int, duration time.Duration) error {
 			if len(ev.Hosts) != 1 || ev.All {
 				return fmt.Errorf("%w: restart with a MAC needs exactly one host", ErrInvalid)
 			}
-			if _, err := acd.ParseMAC(ev.MAC); err != nil {
+			m, err := acd.ParseMAC(ev.MAC)
+			if err != nil {
 				return fmt.Errorf("%w: %w", ErrInvalid, err)
+			}
+			if !m.IsUnicast() {
+				return fmt.Errorf("%w: restart MAC %v is not a unicast address", ErrInvalid, m)
 			}
 		}
 	case "move":

@@ -469,8 +469,11 @@ type Status struct {
 func (c *Client) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	st := c.eng.Status()
+	shim := c.shim.Stats()
+	st.Stats.NotARP += shim.NotARP // the shim hands the engine ARP only
 	return Status{
-		Status: c.eng.Status(), Configured: c.bound,
+		Status: st, Configured: c.bound,
 		NotSent: c.notSent.Load(), Reclaims: c.reclaims.Load(), StackErrors: c.stackErr.Load(),
 		BroadcastQueries: c.bcastQueries.Load(),
 		Shim:             c.shim.Stats(),

@@ -25,6 +25,7 @@ type Shim struct {
 	hook atomic.Pointer[FrameHook]
 
 	arpIn     atomic.Uint64
+	notARP    atomic.Uint64
 	dropped   atomic.Uint64
 	rewritten atomic.Uint64
 }
@@ -63,6 +64,8 @@ func (s *Shim) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *gvst
 				return
 			}
 		}
+	} else {
+		s.notARP.Add(1)
 	}
 	s.Endpoint.DeliverNetworkPacket(proto, pkt)
 }
@@ -122,11 +125,12 @@ func (s *Shim) InjectOutbound(frame []byte) error {
 // ShimStats counts what a Shim did.
 type ShimStats struct {
 	ARPIn     uint64 `json:"arp_in"`    // inbound ARP frames seen
+	NotARP    uint64 `json:"not_arp"`   // inbound frames of other EtherTypes, passed on
 	Dropped   uint64 `json:"dropped"`   // inbound ARP frames kept from netstack
 	Rewritten uint64 `json:"rewritten"` // outgoing ARP made broadcast
 }
 
 // Stats returns the counters.
 func (s *Shim) Stats() ShimStats {
-	return ShimStats{ARPIn: s.arpIn.Load(), Dropped: s.dropped.Load(), Rewritten: s.rewritten.Load()}
+	return ShimStats{ARPIn: s.arpIn.Load(), NotARP: s.notARP.Load(), Dropped: s.dropped.Load(), Rewritten: s.rewritten.Load()}
 }
