@@ -21,7 +21,9 @@ var ErrInvalidConfig = acd.ErrInvalidConfig
 type Config struct {
 	// HW is the interface's hardware address. Required; must be unicast.
 	HW acd.MAC
-	// Seed keys the candidate sequence. Zero means SeedFromMAC(HW).
+	// Seed keys the candidate sequence, and only that. Zero means
+	// SeedFromMAC(HW). Giving two hosts the same Seed forces them onto the
+	// same candidates (a collision test); their delays still differ.
 	Seed uint64
 	// Initial is tried first (QNX ip=, autoipd -s; R03). It must lie in
 	// 169.254.1.0-169.254.254.255; the zero Addr means none.
@@ -34,13 +36,16 @@ type Config struct {
 	// LinkUpDelay is waited after the link comes up (and at Start) before
 	// PROBE_WAIT begins (autoipd -t). 0..MaxLinkUpDelay.
 	LinkUpDelay time.Duration
-	// Defend is the policy on conflicts while bound.
+	// Defend is the policy on conflicts while bound: acd.DefendOnce (the
+	// default) or acd.Abandon. acd.DefendForever is refused: RFC 3927 §2.5
+	// allows only those two for link-local addresses.
 	Defend acd.DefendPolicy
 	// YieldToRoutable suspends the engine, withdrawing the address, while
 	// SetRoutable reports a routable address on the interface.
 	YieldToRoutable bool
-	// Rand draws the random delays. Nil means a PCG seeded from the seed,
-	// so that the same seed always gives the same run.
+	// Rand draws the random delays. Nil means a PCG keyed by the seed and
+	// HW, so that the same seed and MAC always give the same run, and two
+	// hosts given the same Seed still draw different delays.
 	Rand *rand.Rand
 }
 
@@ -56,6 +61,11 @@ func (c Config) validate() error {
 	}
 	if c.LinkUpDelay < 0 || c.LinkUpDelay > MaxLinkUpDelay {
 		return fmt.Errorf("%w: link-up delay %v, want 0..%v", ErrInvalidConfig, c.LinkUpDelay, MaxLinkUpDelay)
+	}
+	if c.Defend == acd.DefendForever {
+		// RFC 3927 §2.5 allows only (a) and (b) for link-local
+		// addresses; (c) is for addresses checked with acd directly.
+		return fmt.Errorf("%w: defend policy %v is not allowed for link-local addresses (RFC 3927 §2.5 allows abandon or defend-once)", ErrInvalidConfig, c.Defend)
 	}
 	if c.Defend > acd.DefendForever {
 		return fmt.Errorf("%w: defend policy %d unknown", ErrInvalidConfig, c.Defend)

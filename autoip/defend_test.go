@@ -1,7 +1,9 @@
 package autoip
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"net/netip"
 	"testing"
 	"time"
@@ -212,43 +214,13 @@ func TestR16_AbandonGivesUpAtOnce(t *testing.T) {
 	}
 }
 
-// TestR17_DefendForeverRateLimited: 10,000 conflicting frames within one
-// DEFEND_INTERVAL give exactly one defensive announcement, and the address
-// is kept.
-func TestR17_DefendForeverRateLimited(t *testing.T) {
-	h, addr := boundHarness(t, acd.DefendForever)
-	di := h.e.Timing().DefendInterval
-	start := h.now
-	const n = 10000
-	gap := (di - time.Millisecond) / n
-	for i := 0; i < n; i++ {
-		f := announceFrom(rogueMAC, addr)
-		if i%3 == 1 {
-			f = replyFrom(peerMAC, addr, ourMAC, addr)
-		}
-		h.inject(f)
-		h.advance(gap)
-	}
-	if h.now.Sub(start) >= di {
-		t.Fatalf("flood took %v", h.now.Sub(start))
-	}
-	defs := events(h.outs, EventDefend)
-	ann := filter(h.outs, func(s step) bool { return isOurAnnouncement(s) && !s.At.Before(start) })
-	if len(defs) != 1 || len(ann) != 1 {
-		t.Fatalf("%d defences, %d announcements for %d conflicts", len(defs), len(ann), n)
-	}
-	if n := len(filter(h.outs, isKind(OutRemoveAddress))) + len(events(h.outs, EventConflict)); n != 0 {
-		t.Fatalf("address given up under DefendForever")
-	}
-	st := h.e.Status()
-	if st.State != StateBound || st.Addr != addr || st.Stats.Defences != 1 || st.Stats.DefencesSuppressed != n-1 || st.Stats.BoundConflicts != n {
-		t.Errorf("status %+v", st)
-	}
-	// The next interval allows one more.
-	h.advanceTo(start.Add(di))
-	h.inject(announceFrom(rogueMAC, addr))
-	if got := len(events(h.outs, EventDefend)); got != 2 {
-		t.Errorf("%d defences after the interval, want 2", got)
+// TestDefendForeverRefusedForLinkLocal: RFC 3927 §2.5 allows a link-local
+// host only to abandon at once (a) or to defend once (b); the engine refuses
+// DefendForever (c), which acd offers for other addresses.
+func TestDefendForeverRefusedForLinkLocal(t *testing.T) {
+	_, err := NewEngine(Config{HW: ourMAC, Defend: acd.DefendForever})
+	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "forever") {
+		t.Fatalf("NewEngine(DefendForever) = %v, want ErrInvalidConfig naming the policy", err)
 	}
 }
 
@@ -256,7 +228,7 @@ func TestR17_DefendForeverRateLimited(t *testing.T) {
 // a stream of conflicts at varied spacing never yields two defences of the
 // same binding within DEFEND_INTERVAL.
 func TestR17_DefendOnceNeverMoreThanOnePerInterval(t *testing.T) {
-	for _, pol := range []acd.DefendPolicy{acd.DefendOnce, acd.DefendForever} {
+	for _, pol := range []acd.DefendPolicy{acd.DefendOnce} {
 		t.Run(pol.String(), func(t *testing.T) {
 			h, _ := boundHarness(t, pol)
 			di := h.e.Timing().DefendInterval

@@ -34,8 +34,9 @@ type Engine struct {
 	boundAt   time.Time
 	rateUntil time.Time
 
-	stats        Stats
-	lastConflict *Event
+	stats           Stats
+	lastConflict    Event // valid if hasLastConflict; a value, so that conflicts do not allocate
+	hasLastConflict bool
 
 	dout []acd.Output
 	out  []Output
@@ -52,7 +53,10 @@ func NewEngine(cfg Config) (*Engine, error) {
 	}
 	rng := cfg.Rand
 	if rng == nil {
-		rng = rand.New(rand.NewPCG(seed, 0x6175746f6970)) // "autoip"
+		// Keyed by the seed and the MAC: two hosts given the same Seed
+		// (to force a collision) still draw different delays, or they
+		// would probe the same candidates in lockstep for ever.
+		rng = rand.New(rand.NewPCG(seed, SeedFromMAC(cfg.HW)^0x6175746f6970)) // "autoip"
 	}
 	det, err := acd.NewDetector(acd.DetectorConfig{HW: cfg.HW, Timing: cfg.Timing, Defend: cfg.Defend, Rand: rng})
 	if err != nil {
@@ -156,7 +160,7 @@ func (e *Engine) pauseOrResume(now time.Time, reason string) {
 // returns an error if no address is bound.
 func (e *Engine) Reannounce(now time.Time) error {
 	if !e.bound {
-		return fmt.Errorf("reannounce: %w", errNotBound)
+		return fmt.Errorf("reannounce: %w", ErrNotBound)
 	}
 	addr := e.det.Addr()
 	e.out = append(e.out, Output{Kind: OutAddAddress, Prefix: netip.PrefixFrom(addr, 16)})
@@ -165,7 +169,8 @@ func (e *Engine) Reannounce(now time.Time) error {
 	return nil
 }
 
-var errNotBound = errors.New("no address is bound")
+// ErrNotBound is returned (wrapped) by Reannounce when no address is bound.
+var ErrNotBound = errors.New("no address is bound")
 
 // restart builds the candidate order afresh and starts the first attempt.
 func (e *Engine) restart(now time.Time) {
@@ -271,6 +276,10 @@ func (e *Engine) HandleARP(now time.Time, f acd.Frame) acd.Verdict {
 		e.stats.Own++
 	case acd.VerdictBadSender:
 		e.stats.BadSender++
+	case acd.VerdictConflict:
+		if !f.SenderHW.IsUnicast() {
+			e.stats.BadSender++ // a conflict all the same (R29), and counted
+		}
 	}
 	e.drain(now)
 	return v
@@ -280,10 +289,40 @@ func (e *Engine) HandleARP(now time.Time, f acd.Frame) acd.Verdict {
 func (e *Engine) HandleTimer(now time.Time) {
 	e.det.HandleTimer(now)
 	e.drain(now)
+	if at, ok := e.conflictsForgiven(); ok && !now.Before(at) {
+		e.saved.Conflicts = 0 // held long enough: not part of a storm (R11)
+		e.save()
+	}
 }
 
 // Deadline returns when HandleTimer is next due, if ever.
-func (e *Engine) Deadline() (time.Time, bool) { return e.det.Deadline() }
+func (e *Engine) Deadline() (time.Time, bool) {
+	dl, ok := e.det.Deadline()
+	if at, due := e.conflictsForgiven(); due && (!ok || at.Before(dl)) {
+		return at, true
+	}
+	return dl, ok
+}
+
+// conflictsForgiven returns when the conflict count goes back to zero: an
+// address held for RATE_LIMIT_INTERVAL ends a conflict storm.
+func (e *Engine) conflictsForgiven() (time.Time, bool) {
+	if !e.bound || e.saved.Conflicts == 0 {
+		return time.Time{}, false
+	}
+	return e.boundAt.Add(e.timing.RateLimitInterval), true
+}
+
+// NotSent tells the engine that frame f, from an OutSendARP output, was not
+// sent (the link was down or refused it). It is counted, and a probe that
+// did not leave is sent again, so that no address is claimed on fewer than
+// PROBE_NUM probes that really went out.
+func (e *Engine) NotSent(now time.Time, f acd.Frame) {
+	e.stats.Sent--
+	e.stats.NotSent++
+	e.det.NotSent(now, f)
+	e.drain(now)
+}
 
 // AppendOutputs appends the pending outputs to dst in order and forgets
 // them.
@@ -303,8 +342,8 @@ func (e *Engine) Status() Status {
 		RateLimitedUntil: e.rateUntil,
 		Stats:            e.stats,
 	}
-	if e.lastConflict != nil {
-		c := *e.lastConflict
+	if e.hasLastConflict {
+		c := e.lastConflict
 		s.LastConflict = &c
 	}
 	return s
@@ -402,8 +441,7 @@ func (e *Engine) lost(now time.Time, o acd.Output) {
 }
 
 func (e *Engine) conflictEvent(ev Event) {
-	c := ev
-	e.lastConflict = &c
+	e.lastConflict, e.hasLastConflict = ev, true
 	e.emitEvent(ev)
 }
 

@@ -219,8 +219,9 @@ func (c *checker) check(e *Engine, now time.Time, info stepInfo, outs []Output) 
 				if info.ownFrame {
 					c.fail("our own frame caused a conflict on %v", ev.Addr)
 				}
-				if !ev.From.IsUnicast() || ev.From == ourMAC {
-					c.fail("conflict from %v", ev.From)
+				// R29: an impossible sender MAC conflicts only by claiming the address.
+				if ev.From == ourMAC || (!ev.From.IsUnicast() && ev.Frame.SenderIP != ev.Addr) {
+					c.fail("conflict from %v (sender IP %v) on %v", ev.From, ev.Frame.SenderIP, ev.Addr)
 				}
 				if !InRange(ev.Addr) {
 					c.fail("conflict on %v", ev.Addr)
@@ -297,7 +298,7 @@ func runFuzz(t testing.TB, data []byte) {
 		HW:              ourMAC,
 		Seed:            uint64(seedByte) + 1,
 		Timing:          fuzzTiming(1+int(knobs%4), 1+int(knobs/4%3)),
-		Defend:          acd.DefendPolicy(flags % 3),
+		Defend:          acd.DefendPolicy(flags % 2), // once or abandon: RFC 3927 §2.5
 		YieldToRoutable: flags&0x40 != 0,
 	}
 	initial := mustAddr("169.254.10.10")
@@ -392,7 +393,7 @@ func runFuzz(t testing.TB, data []byte) {
 			switch {
 			case mac == ourMAC && v != acd.VerdictOwn:
 				t.Fatalf("own frame: verdict %v", v)
-			case !mac.IsUnicast() && v != acd.VerdictBadSender:
+			case !mac.IsUnicast() && v != acd.VerdictBadSender && v != acd.VerdictConflict:
 				t.Fatalf("bad sender %v: verdict %v", mac, v)
 			}
 		case 4: // raw bytes

@@ -479,7 +479,7 @@ func TestR08_SimultaneousProbeConflict(t *testing.T) {
 // bound), is counted as our own and never causes a conflict or a defence,
 // under every defence policy.
 func TestR09_OwnFramesNeverConflict(t *testing.T) {
-	for _, pol := range []acd.DefendPolicy{acd.DefendOnce, acd.Abandon, acd.DefendForever} {
+	for _, pol := range []acd.DefendPolicy{acd.DefendOnce, acd.Abandon} {
 		for _, raw := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%v/raw=%v", pol, raw), func(t *testing.T) {
 				cfg := testConfig()

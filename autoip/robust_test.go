@@ -31,7 +31,9 @@ func badFrames(addr netip.Addr) []badFrame {
 	notARP := func(s Stats) uint64 { return s.NotARP }
 	badSender := func(s Stats) uint64 { return s.BadSender }
 	withSender := func(m acd.MAC) []byte {
-		f := announceFrom(m, addr)
+		// A probe: an impossible sender claiming addr itself would be a
+		// conflict all the same (R29).
+		f := probeFrom(m, addr)
 		f.Src = rogueMAC
 		return rawFrame(f)
 	}
@@ -106,7 +108,7 @@ func TestR24_MalformedFramesCountedAndIgnored(t *testing.T) {
 			}
 			// Decoded bad senders through HandleARP too.
 			for _, m := range []acd.MAC{{}, acd.BroadcastMAC, {0x01, 0, 0, 0, 0, 0}} {
-				if v, got := h.inject(announceFrom(m, addr)); v != acd.VerdictBadSender || len(got) != 0 {
+				if v, got := h.inject(probeFrom(m, addr)); v != acd.VerdictBadSender || len(got) != 0 {
 					t.Errorf("sender %v: %v %v", m, v, got)
 				}
 			}

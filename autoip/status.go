@@ -57,7 +57,8 @@ type Stats struct {
 	DefencesSuppressed uint64 `json:"defences_suppressed"` // conflicts inside DEFEND_INTERVAL under DefendForever
 	Binds              uint64 `json:"binds"`               // addresses claimed
 	RateLimited        uint64 `json:"rate_limited"`        // attempts delayed by RATE_LIMIT_INTERVAL
-	Sent               uint64 `json:"sent"`                // ARP frames asked to be sent
+	Sent               uint64 `json:"sent"`                // ARP frames sent (asked for, less NotSent)
+	NotSent            uint64 `json:"not_sent"`            // ARP frames the link did not send (Engine.NotSent)
 }
 
 // Status is a snapshot of the engine.

@@ -210,10 +210,11 @@ func (a *actor) malformed(b []byte) []byte {
 		return arp(9, 1, 0x0800, 6, a.mac, victim, victim)
 	case 4: // wrong hardware address length
 		return arp(1, 1, 0x0800, 8, a.mac, victim, victim)
-	case 5: // broadcast sender hardware address announcing a real address
-		return arp(1, 1, 0x0800, 6, acd.BroadcastMAC, victim, victim)
-	case 6: // zero sender hardware address replying for a real address
-		return arp(2, 1, 0x0800, 6, acd.MAC{}, victim, zeroAddr)
+	case 5: // broadcast sender hardware address probing for a real address
+		// (one claiming the address itself is a conflict all the same, R29)
+		return arp(1, 1, 0x0800, 6, acd.BroadcastMAC, zeroAddr, victim)
+	case 6: // zero sender hardware address replying to a real address
+		return arp(2, 1, 0x0800, 6, acd.MAC{}, zeroAddr, victim)
 	case 7: // runt: shorter than an Ethernet header
 		b = binary.BigEndian.AppendUint64(b, r)
 		return append(b, byte(r>>3), byte(r>>11))

@@ -229,6 +229,9 @@ func (h HostConfig) validate() error {
 	if err := h.Timing.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	if h.Defend == acd.DefendForever {
+		return fmt.Errorf("%w: defend policy forever is not allowed for link-local hosts (RFC 3927 §2.5 allows abandon or once)", ErrInvalid)
+	}
 	if h.Defend > acd.DefendForever {
 		return fmt.Errorf("%w: defend policy %d unknown", ErrInvalid, h.Defend)
 	}

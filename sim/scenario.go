@@ -120,7 +120,8 @@ type HostSpec struct {
 	Announce bool   `json:"announce,omitempty"`
 	// Timing overrides protocol constants.
 	Timing *TimingSpec `json:"timing,omitempty"`
-	// Defend is "once" (default), "abandon" or "forever".
+	// Defend is "once" (default) or "abandon" (RFC 3927 §2.5 allows no
+	// other policy for link-local addresses).
 	Defend string `json:"defend,omitempty"`
 	// LinkUpDelay is waited after boot and link-up (autoipd -t).
 	LinkUpDelay Duration `json:"link_up_delay,omitempty"`

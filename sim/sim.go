@@ -202,7 +202,7 @@ func (s *Sim) boot(h *host) error {
 			eseed = derive(seed, idx, streamEngineSeed|inc)
 		}
 		h.pcg.Seed(derive(seed, idx, streamEngineRand|inc), derive(seed, idx, streamEngineRand|inc|1<<7))
-		opts.AutoIP = &stack.Config{
+		opts.AutoIP = &stack.ClientConfig{
 			Engine: autoip.Config{
 				HW:          h.mac,
 				Seed:        eseed,

@@ -12,7 +12,7 @@ import (
 func TestBroadcastQueriesAreNotAnswered(t *testing.T) {
 	for _, target := range []string{"169.254.255.255", "255.255.255.255"} {
 		t.Run(target, func(t *testing.T) {
-			h, a := boundHost(t, Config{})
+			h, a := boundHost(t, ClientConfig{})
 			mark := len(h.trace)
 			h.peerSend(a, peerARP(acd.BroadcastMAC, acd.Packet{Op: acd.OpRequest, SenderHW: peerMAC, SenderIP: ip("169.254.99.99"), TargetIP: ip(target)}))
 			h.pump()

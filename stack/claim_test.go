@@ -21,8 +21,8 @@ func TestR10_NoAddressBeforeProbingCompletes(t *testing.T) {
 	h := newHub(t)
 	same := ip("169.254.10.10")
 	hosts := []*host{
-		h.addHost(hostCfg{cfg: Config{Engine: autoip.Config{Initial: same}}}),
-		h.addHost(hostCfg{cfg: Config{Engine: autoip.Config{Initial: same}}}),
+		h.addHost(hostCfg{cfg: ClientConfig{Engine: autoip.Config{Initial: same}}}),
+		h.addHost(hostCfg{cfg: ClientConfig{Engine: autoip.Config{Initial: same}}}),
 		h.addHost(hostCfg{}),
 	}
 	checks := 0
@@ -113,7 +113,7 @@ func TestR13_AliasLeavesStaticAddress(t *testing.T) {
 	for _, how := range []string{"close", "conflict"} {
 		t.Run(how, func(t *testing.T) {
 			h := newHub(t)
-			a := h.addHost(hostCfg{cfg: Config{Engine: autoip.Config{Defend: acd.Abandon}}})
+			a := h.addHost(hostCfg{cfg: ClientConfig{Engine: autoip.Config{Defend: acd.Abandon}}})
 			if err := a.s.AddAddress(static); err != nil {
 				t.Fatal(err)
 			}
@@ -156,8 +156,8 @@ func TestR13_AliasLeavesStaticAddress(t *testing.T) {
 func TestR07_R08_SameInitialAddressThroughTheStack(t *testing.T) {
 	same := ip("169.254.20.20")
 	h := newHub(t)
-	a := h.addHost(hostCfg{cfg: Config{Engine: autoip.Config{Initial: same}}})
-	b := h.addHost(hostCfg{cfg: Config{Engine: autoip.Config{Initial: same}}})
+	a := h.addHost(hostCfg{cfg: ClientConfig{Engine: autoip.Config{Initial: same}}})
+	b := h.addHost(hostCfg{cfg: ClientConfig{Engine: autoip.Config{Initial: same}}})
 	h.runUntilBound(2 * time.Minute)
 	winner, loser := a, b
 	if b.bound() == same {
@@ -198,10 +198,10 @@ func TestR07_R08_SameInitialAddressThroughTheStack(t *testing.T) {
 func TestR07_LateJoinerLosesToDefenderReply(t *testing.T) {
 	x := ip("169.254.30.30")
 	h := newHub(t)
-	a := h.addHost(hostCfg{cfg: Config{Engine: autoip.Config{Initial: x}}})
+	a := h.addHost(hostCfg{cfg: ClientConfig{Engine: autoip.Config{Initial: x}}})
 	h.runUntilBound(time.Minute)
 	mark := len(h.trace)
-	b := h.addHost(hostCfg{cfg: Config{Engine: autoip.Config{Initial: x}}})
+	b := h.addHost(hostCfg{cfg: ClientConfig{Engine: autoip.Config{Initial: x}}})
 	h.runUntilBound(2*time.Minute, b)
 	if a.bound() != x || b.bound() == x || !b.bound().IsValid() {
 		t.Fatalf("a bound %v, b bound %v; want a on %v and b elsewhere", a.bound(), b.bound(), x)
@@ -260,7 +260,7 @@ func runFourHosts(t *testing.T, seed int64) ([32]byte, int, []netip.Addr) {
 	h := newHub(t)
 	var hosts []*host
 	for range 4 {
-		hosts = append(hosts, h.addHost(hostCfg{seed: seed, cfg: Config{Engine: autoip.Config{Initial: ip("169.254.40.40")}}}))
+		hosts = append(hosts, h.addHost(hostCfg{seed: seed, cfg: ClientConfig{Engine: autoip.Config{Initial: ip("169.254.40.40")}}}))
 	}
 	h.runUntilBound(5 * time.Minute)
 	// Some unicast traffic too, so that netstack's own timers (NUD) and

@@ -12,7 +12,6 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/autoip-project/autoip/autoip"
@@ -20,27 +19,39 @@ import (
 	"github.com/autoip-project/autoip/autoip/persist"
 )
 
-// Config configures a Client.
-type Config struct {
-	// Engine configures the AutoIP engine. A zero Engine.HW means the NIC's
-	// link address.
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	// Engine configures the AutoIP engine: initial address, seed, RFC
+	// timing, defence policy, ... A zero Engine.HW means the NIC's link
+	// address.
 	Engine autoip.Config
 	// Store keeps state across runs. Nil: nothing is saved. If set and
 	// Engine.Saved is zero, the stored state is loaded at Attach; a missing
-	// or corrupt store is logged and ignored (R04).
+	// or corrupt store is logged and ignored (R04). Save runs on the
+	// goroutine that performs the client's outputs (see Client) and must
+	// not call the client.
 	Store persist.Store
-	// Route routes 169.254.0.0/16 through the NIC holding a routable
-	// address, with that address as source, whenever one exists (the
-	// lsm-autoip routing-table option, R22). Without it the route exists
-	// only while a link-local address is bound, with that address as
-	// source.
+	// Route routes 169.254.0.0/16 with the NIC's routable address as
+	// source whenever one exists, even while a link-local address is bound
+	// (the lsm-autoip routing-table option, R22). Without it the
+	// link-local address is the source once bound.
 	Route bool
+	// KeepConnections leaves the stack's TCP connections alone when the
+	// address is given up. By default they are reset (RST) first, as RFC
+	// 3927 §2.5 and RFC 5227 §2.4 ask (R30).
+	KeepConnections bool
+	// LinkState, if set, reports the link's state. Nil: the state of the
+	// Shim's link if it reports one (a tap.Link endpoint does), else the
+	// link counts as always up. While the link is down nothing is probed;
+	// a probe the link refuses is not counted and is sent again.
+	LinkState LinkStateWatcher
 	// OnEvent is called for every engine event, in order, never
-	// concurrently with itself, and without the client's lock held (it may
-	// call back into the client). It must not block for long.
+	// concurrently with itself and without the client's lock held (it may
+	// call back into the client). See Client for the goroutine it runs on.
+	// It must not block for long.
 	OnEvent func(autoip.Event)
-	// OnState is called whenever the engine's state changes (waiting,
-	// probing, announcing, bound, ...), including changes that carry no
+	// OnState is called whenever the engine's state changes (link-down,
+	// waiting, probing, bound, ...), including changes that carry no
 	// event, with the address probed or held. Same rules as OnEvent, and
 	// ordered with it.
 	OnState func(from, to autoip.State, addr netip.Addr)
@@ -49,53 +60,76 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Client runs one autoip.Engine on one NIC of a gVisor stack. It needs no
-// goroutine of its own: frames arrive through the Shim and timers through
-// the stack's clock. It is safe for concurrent use.
-type Client struct {
-	s     *gvstack.Stack
-	nic   tcpip.NICID
-	shim  *Shim
-	clock tcpip.Clock
-	store persist.Store
-	route bool
-	log   *slog.Logger
-
-	onEvent func(autoip.Event)
-	onState func(from, to autoip.State, addr netip.Addr)
-
-	mu     sync.Mutex
-	eng    *autoip.Engine
-	outs   []autoip.Output
-	events []notice
-	state  autoip.State // last state reported to OnState
-	// delivering is set while a goroutine calls OnEvent/OnState;
-	// evScratch is its buffer.
-	delivering bool
-	evScratch  []notice
-	timerGen   uint64 // identifies the armed timer; stale callbacks see another
-	frameBuf   []byte
-	timer      tcpip.Timer
-	timerAt    time.Time
-	bound      netip.Addr                // configured on the NIC by us
-	hinted     map[hintKey]tcpip.Address // routes whose empty SourceHint we filled in
-	changed    chan struct{}
-	started    bool
-	closed     bool
-
-	removing atomic.Bool // we are removing our address: OnRemoved is ours
-	notSent  atomic.Uint64
-	reclaims atomic.Uint64
-	stackErr atomic.Uint64
-
-	bcastQueries atomic.Uint64
+// LinkStateWatcher is implemented by links that know whether they can carry
+// frames, such as the endpoint of a tap.Link.
+type LinkStateWatcher interface {
+	// WatchLinkState calls f with the current state before it returns and
+	// again at every change, never concurrently, until stop is called.
+	// f must not block for long.
+	WatchLinkState(f func(up bool)) (stop func())
 }
 
-// Attach makes a Client for NIC nic of s, whose link is shim. The NIC must
-// be an Ethernet link (ErrNotEthernet otherwise: the L3 tunnel NICs of
-// wireguard-go and tailscale have no ARP) and s must have the ARP protocol.
-// Call Start to begin.
-func Attach(s *gvstack.Stack, nic tcpip.NICID, shim *Shim, cfg Config) (*Client, error) {
+// Client runs one autoip.Engine on one NIC of a gVisor stack. It needs no
+// goroutine of its own: frames arrive through the Shim, timers through the
+// stack's clock and link states from the link.
+//
+// It is built the way etcd raft's Node drives its RawNode: under the
+// client's lock it only steps the engine and queues the engine's outputs;
+// after unlocking, one goroutine at a time performs the queue in order:
+// frames sent, addresses and routes changed, state saved, OnEvent and
+// OnState called. That goroutine is whichever one stepped the engine when
+// the queue was idle: a link's delivery goroutine (a frame), the clock's
+// timer goroutine (a timer), or a caller of a method such as SetLink. A
+// frame that arrives while outputs are being performed, even re-entrantly
+// on the same goroutine through a synchronous link such as gVisor's
+// link/pipe, is stepped and queued, and its verdict is returned at once.
+//
+// It is safe for concurrent use.
+type Client struct {
+	s         *gvstack.Stack
+	nic       tcpip.NICID
+	shim      *Shim
+	clock     tcpip.Clock
+	store     persist.Store
+	route     bool
+	keepConns bool
+	log       *slog.Logger
+	onEvent   func(autoip.Event)
+	onState   func(from, to autoip.State, addr netip.Addr)
+	stopLink  func()
+
+	mu         sync.Mutex
+	eng        *autoip.Engine
+	outs       []autoip.Output // scratch for AppendOutputs
+	queue      []job           // to perform, in order
+	spare      []job           // the other queue buffer, swapped in while performing
+	performing bool            // a goroutine is performing the queue
+	state      autoip.State    // last state queued for OnState
+	closed     bool            // Close was called
+	timerGen   uint64          // identifies the armed timer; stale callbacks see another
+	timer      tcpip.Timer
+	timerAt    time.Time
+	bound      netip.Addr    // configured on the NIC by us
+	changed    chan struct{} // closed (and replaced) when bound changes or the client closes
+	done       chan struct{} // closed once Close's work has been performed
+
+	// Owned by the performing goroutine.
+	frameBuf []byte
+	routes   routeState
+
+	removing    atomic.Bool // we are removing our address: OnRemoved is ours
+	reclaims    atomic.Uint64
+	stackErr    atomic.Uint64
+	resets      atomic.Uint64
+	bcastQuery  atomic.Uint64
+	directDrops atomic.Uint64
+}
+
+// Attach makes a Client for NIC nic of s, whose link is shim, and starts
+// it. The NIC must be an Ethernet link (ErrNotEthernet otherwise: the L3
+// tunnel NICs of wireguard-go and tailscale have no ARP), s must have the
+// ARP protocol, and no other open Client may own shim (ErrAttached).
+func Attach(s *gvstack.Stack, nic tcpip.NICID, shim *Shim, cfg ClientConfig) (*Client, error) {
 	if s == nil || shim == nil {
 		return nil, errors.New("autoip attach: nil stack or shim")
 	}
@@ -114,9 +148,6 @@ func Attach(s *gvstack.Stack, nic tcpip.NICID, shim *Shim, cfg Config) (*Client,
 	}
 	ecfg := cfg.Engine
 	if ecfg.HW.IsZero() {
-		if len(info.LinkAddress) != 6 {
-			return nil, fmt.Errorf("autoip attach: NIC %d link address %q is not a MAC", nic, info.LinkAddress)
-		}
 		copy(ecfg.HW[:], info.LinkAddress)
 	}
 	log := cfg.Logger
@@ -137,80 +168,119 @@ func Attach(s *gvstack.Stack, nic tcpip.NICID, shim *Shim, cfg Config) (*Client,
 	}
 	c := &Client{
 		s: s, nic: nic, shim: shim, clock: s.Clock(), store: cfg.Store, route: cfg.Route,
-		log: log, onEvent: cfg.OnEvent, onState: cfg.OnState, eng: eng,
-		changed: make(chan struct{}),
+		keepConns: cfg.KeepConnections, log: log, onEvent: cfg.OnEvent, onState: cfg.OnState,
+		eng: eng, changed: make(chan struct{}), done: make(chan struct{}),
 	}
+	if !shim.claim(c) {
+		return nil, fmt.Errorf("autoip attach: NIC %d: %w", nic, ErrAttached)
+	}
+	watch := cfg.LinkState
+	if watch == nil {
+		watch, _ = shim.link.(LinkStateWatcher)
+	}
+	if watch != nil {
+		// The first report comes before Start: the engine starts in the
+		// link's real state instead of probing a link that is down.
+		c.stopLink = watch.WatchLinkState(c.SetLink)
+	}
+	routable := c.routable()
+	c.mu.Lock()
+	now := c.clock.Now()
+	c.eng.SetRoutable(now, routable.IsValid())
+	c.eng.Start(now)
+	c.log.Info("autoip started", "nic", nic, "mac", ecfg.HW.String(), "seed", c.eng.Seed(), "link_up", c.eng.State() != autoip.StateLinkDown)
+	c.queue = append(c.queue, job{kind: jobRoutes})
+	c.flushLocked(now)
+	c.mu.Unlock()
+	c.perform()
 	return c, nil
 }
 
-// Start installs the frame hook and starts negotiation.
-func (c *Client) Start() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return ErrClosed
-	}
-	if c.started {
-		c.mu.Unlock()
-		return nil
-	}
-	c.started = true
-	c.shim.SetHook(c.handleFrame)
-	now := c.clock.Now()
-	c.eng.SetRoutable(now, c.routableLocked().IsValid())
-	c.eng.Start(now)
-	c.syncRoutesLocked()
-	c.log.Info("autoip started", "nic", c.nic, "mac", macString(c.shim.LinkAddress()), "seed", c.eng.Seed())
-	c.flushLocked(now)
-	c.unlockAndDeliver()
-	return nil
-}
-
-// Close withdraws the address, saves state, reports STOP and detaches.
-// It is idempotent.
+// Close withdraws the address (resetting its TCP connections unless
+// KeepConnections), removes the client's routes, saves state, reports STOP
+// and gives the Shim up, so that another Client may attach. It returns once
+// that is done, except when it is called from OnEvent or OnState (of this
+// or any Client): then it returns at once and the work is performed as soon
+// as the callback returns; Done tells when. It is idempotent.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		c.waitDone()
 		return nil
 	}
 	now := c.clock.Now()
 	c.eng.Stop(now)
-	c.flushLocked(now)
 	c.closed = true
-	c.syncRoutesLocked() // drop our 169.254/16 route and hints (Route mode keeps one otherwise)
-	c.shim.SetHook(nil)
+	c.flushLocked(now)
 	c.stopTimerLocked()
-	c.unlockAndDeliver()
+	c.queue = append(c.queue, job{kind: jobClosed})
+	close(c.changed)
+	c.changed = make(chan struct{})
+	stop := c.stopLink
+	c.stopLink = nil
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	c.perform()
+	c.waitDone()
 	return nil
 }
 
-// SetLink tells the engine the link went up or down (R19).
-func (c *Client) SetLink(up bool) { c.step(func(now time.Time) { c.eng.SetLink(now, up) }) }
+// waitDone waits for Close's work unless a callback is running: the
+// callback's goroutine may be the one that has to perform it.
+func (c *Client) waitDone() {
+	if callbacksRunning.Load() == 0 {
+		<-c.done
+	}
+}
+
+// callbacksRunning counts OnEvent/OnState calls in progress in this
+// process; see Close.
+var callbacksRunning atomic.Int32
+
+// Done is closed once the work of Close (withdrawal, STOP, save) has been
+// performed.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// SetLink tells the engine the link went up or down (R19). Down withdraws
+// the address and forgets the NIC's neighbours (a re-created TAP may be
+// another host); up restarts negotiation, last address first. Links that
+// report their state are wired by Attach; call SetLink for others.
+func (c *Client) SetLink(up bool) {
+	c.step(func(now time.Time) {
+		c.eng.SetLink(now, up)
+		if !up {
+			c.queue = append(c.queue, job{kind: jobForgetNeighbours})
+		}
+	})
+}
 
 // Reannounce re-adds the bound address if something removed it and
-// announces it again (SIGHUP). It fails if no address is bound, and with
-// ErrClosed after Close.
+// announces it again (SIGHUP). It returns an error matching
+// autoip.ErrNotBound if no address is bound, and ErrClosed after Close.
 func (c *Client) Reannounce() error {
 	err := ErrClosed // unless step runs f
 	c.step(func(now time.Time) { err = c.eng.Reannounce(now) })
 	return err
 }
 
-// AddressesChanged tells the client that the NIC's addresses changed
-// (something other than this client added or removed one). It re-reads
-// them for the coexistence rules (R20-R22). Stack.AddAddress and
+// Resync re-reads the NIC's addresses for the coexistence rules (R20-R22)
+// and puts the client's routes back if the application removed them, for
+// example by replacing the route table with SetRouteTable. Call it after
+// changing the NIC's addresses or the route table; Stack.AddAddress and
 // Stack.RemoveAddress call it.
-func (c *Client) AddressesChanged() {
+func (c *Client) Resync() {
+	routable := c.routable()
 	c.step(func(now time.Time) {
-		c.eng.SetRoutable(now, c.routableLocked().IsValid())
-		c.syncRoutesLocked()
+		c.eng.SetRoutable(now, routable.IsValid())
+		c.queue = append(c.queue, job{kind: jobRoutes, verify: true})
 	})
 }
 
-// step runs f on the engine under the lock, then performs its outputs.
-// Before Start it runs too, so that SetLink and AddressesChanged are not
-// lost: the stopped engine records them for Start and outputs nothing.
+// step runs f on the engine under the lock, queues its outputs and then
+// performs the queue (unless another goroutine is performing it).
 func (c *Client) step(f func(now time.Time)) {
 	c.mu.Lock()
 	if c.closed {
@@ -220,10 +290,12 @@ func (c *Client) step(f func(now time.Time)) {
 	now := c.clock.Now()
 	f(now)
 	c.flushLocked(now)
-	c.unlockAndDeliver()
+	c.mu.Unlock()
+	c.perform()
 }
 
-// handleFrame is the Shim hook.
+// handleFrame is the Shim's hook for inbound ARP. It returns the verdict at
+// once; outputs are performed after the lock is released.
 func (c *Client) handleFrame(frame []byte) acd.Verdict {
 	c.mu.Lock()
 	if c.closed {
@@ -234,13 +306,17 @@ func (c *Client) handleFrame(frame []byte) acd.Verdict {
 	v := c.eng.HandleFrame(now, frame)
 	if !v.Drop() && isBroadcastQuery(frame) {
 		v = acd.VerdictBroadcastTarget
-		c.bcastQueries.Add(1)
+		c.bcastQuery.Add(1)
 	}
 	if v.IsConflict() || v == acd.VerdictMalformed || v == acd.VerdictBadSender {
 		c.log.Debug("arp frame", "verdict", v.String(), "len", len(frame))
 	}
 	c.flushLocked(now)
-	c.unlockAndDeliver()
+	work := len(c.queue) > 0
+	c.mu.Unlock()
+	if work {
+		c.perform()
+	}
 	return v
 }
 
@@ -254,20 +330,22 @@ func (c *Client) onTimer(gen uint64) {
 	now := c.clock.Now()
 	c.eng.HandleTimer(now)
 	c.flushLocked(now)
-	c.unlockAndDeliver()
+	c.mu.Unlock()
+	c.perform()
 }
 
-// flushLocked performs the engine's outputs and re-arms the timer.
+// flushLocked queues the engine's outputs and a state notice, and re-arms
+// the timer. It does no I/O.
 func (c *Client) flushLocked(now time.Time) {
 	c.outs = c.eng.AppendOutputs(c.outs[:0])
 	for i := range c.outs {
-		c.performLocked(&c.outs[i])
+		c.queue = append(c.queue, job{kind: jobOutput, out: c.outs[i]})
 	}
 	clear(c.outs)
 	c.armLocked(now)
 	if st := c.eng.State(); st != c.state {
 		if c.onState != nil {
-			c.events = append(c.events, notice{state: true, from: c.state, to: st, addr: c.eng.Status().Addr})
+			c.queue = append(c.queue, job{kind: jobState, from: c.state, to: st, addr: c.eng.Status().Addr})
 		}
 		c.state = st
 	}
@@ -298,194 +376,55 @@ func (c *Client) stopTimerLocked() {
 	}
 }
 
-func (c *Client) performLocked(o *autoip.Output) {
-	switch o.Kind {
-	case autoip.OutSendARP:
-		c.frameBuf = o.Frame.AppendBinary(c.frameBuf[:0])
-		if err := c.shim.InjectOutbound(c.frameBuf); err != nil {
-			// Link down or gone: the frame is "not sent", never fatal.
-			c.notSent.Add(1)
-			c.log.Debug("arp not sent", "kind", o.Frame.Packet.Kind().String(), "err", err)
-		}
-	case autoip.OutAddAddress:
-		c.addLocked(o.Prefix.Addr())
-	case autoip.OutRemoveAddress:
-		c.removeLocked(o.Prefix.Addr())
-	case autoip.OutEvent:
-		c.logEvent(o.Event)
-		if c.onEvent != nil {
-			c.events = append(c.events, notice{ev: o.Event})
-		}
-		switch o.Event.Kind {
-		case autoip.EventBind, autoip.EventConflict, autoip.EventUnbind, autoip.EventStop:
-			close(c.changed)
-			c.changed = make(chan struct{})
-		}
-	case autoip.OutSaveState:
-		if c.store != nil {
-			if err := c.store.Save(o.Saved); err != nil {
-				c.log.Error("saving state failed", "err", err)
-			}
-		}
-	}
-}
-
-func (c *Client) addLocked(a netip.Addr) {
-	err := c.s.AddProtocolAddress(c.nic, tcpip.ProtocolAddress{
-		Protocol:          ipv4.ProtocolNumber,
-		AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4(a.As4()), PrefixLen: 16},
-	}, gvstack.AddressProperties{PEB: gvstack.CanBePrimaryEndpoint, Disp: &addrWatch{c: c, addr: a}})
-	if err != nil {
-		if _, dup := err.(*tcpip.ErrDuplicateAddress); !dup {
-			c.stackErr.Add(1)
-			c.log.Error("adding address failed", "addr", a, "err", tcpipErr("add address", err))
-		}
-	}
-	c.bound = a
-	c.syncRoutesLocked()
-}
-
-func (c *Client) removeLocked(a netip.Addr) {
-	c.removing.Store(true)
-	err := c.s.RemoveAddress(c.nic, tcpip.AddrFrom4(a.As4()))
-	c.removing.Store(false)
-	if err != nil {
-		if _, gone := err.(*tcpip.ErrBadLocalAddress); !gone {
-			c.stackErr.Add(1)
-			c.log.Error("removing address failed", "addr", a, "err", tcpipErr("remove address", err))
-		}
-	}
-	c.bound = netip.Addr{}
-	c.syncRoutesLocked()
-}
-
-// addrWatch notices our address being removed by someone else, so that the
-// client can put it back (gVisor calls OnRemoved with its own locks held, so
-// the work is deferred to a timer).
-type addrWatch struct {
-	c    *Client
-	addr netip.Addr
-}
-
-func (w *addrWatch) OnChanged(gvstack.AddressLifetimes, gvstack.AddressAssignmentState) {}
-
-func (w *addrWatch) OnRemoved(reason gvstack.AddressRemovalReason) {
-	if w.c.removing.Load() || reason != gvstack.AddressRemovalManualAction {
-		return
-	}
-	w.c.clock.AfterFunc(0, func() { w.c.reclaim(w.addr) })
-}
-
-// reclaim re-adds addr if it is still ours and was removed behind our back.
-func (c *Client) reclaim(addr netip.Addr) {
-	c.step(func(now time.Time) {
-		if c.bound != addr || c.hasAddressLocked(addr) {
-			return
-		}
-		c.reclaims.Add(1)
-		c.log.Warn("our address was removed from the NIC by someone else; adding it back", "addr", addr)
-		_ = c.eng.Reannounce(now)
-	})
-}
-
-func (c *Client) hasAddressLocked(a netip.Addr) bool {
-	want := tcpip.AddrFrom4(a.As4())
-	for _, pa := range c.s.AllAddresses()[c.nic] {
-		if pa.AddressWithPrefix.Address == want {
-			return true
-		}
-	}
-	return false
-}
-
-// unlockAndDeliver releases mu and calls OnEvent for the queued events, in
-// order. One goroutine delivers at a time and also delivers whatever is
-// queued while it does, so OnEvent may call back into the client (Close,
-// SetLink, ...) without deadlock, and events never overtake each other.
-func (c *Client) unlockAndDeliver() {
-	if c.delivering || len(c.events) == 0 {
-		c.mu.Unlock() // nothing to do, or the delivering goroutine picks ours up
-		return
-	}
-	c.delivering = true
-	for len(c.events) > 0 {
-		c.evScratch = append(c.evScratch[:0], c.events...)
-		clear(c.events)
-		c.events = c.events[:0]
-		c.mu.Unlock()
-		for _, n := range c.evScratch {
-			if n.state {
-				c.onState(n.from, n.to, n.addr)
-			} else {
-				c.onEvent(n.ev)
-			}
-		}
-		c.mu.Lock()
-	}
-	c.delivering = false
-	c.mu.Unlock()
-}
-
-// notice is one queued OnEvent or OnState call.
-type notice struct {
-	ev       autoip.Event
-	state    bool
-	from, to autoip.State
-	addr     netip.Addr
-}
-
-func (c *Client) logEvent(ev autoip.Event) {
-	switch ev.Kind {
-	case autoip.EventConflict, autoip.EventDefend:
-		c.log.Warn(ev.Kind.String(), "addr", ev.Addr, "phase", ev.Phase.String(), "from", ev.From.String(), "packet", ev.Frame.Packet.Kind().String())
-	case autoip.EventRateLimit:
-		c.log.Warn(ev.Kind.String(), "until", ev.Until)
-	case autoip.EventUnbind:
-		c.log.Info(ev.Kind.String(), "addr", ev.Addr, "reason", ev.Reason)
-	default:
-		c.log.Info(ev.Kind.String(), "addr", ev.Addr)
-	}
-}
-
 // Status is a snapshot of the client.
 type Status struct {
 	autoip.Status
-	// Configured is the address this client has on the NIC, if any.
+	// Configured is the address this client has on the NIC, if any. It
+	// is set only once the address really is on the NIC.
 	Configured netip.Addr
-	// NotSent counts engine frames the link refused (down, gone).
+	// NotSent counts engine frames the link refused (down, gone); they
+	// are not in Stats.Sent, and refused probes were sent again.
 	NotSent uint64
 	// Reclaims counts how often our address was put back after someone
 	// else removed it.
 	Reclaims uint64
 	// StackErrors counts failed netstack operations (logged).
 	StackErrors uint64
+	// ConnectionsReset counts TCP connections reset because their
+	// address was given up (R30).
+	ConnectionsReset uint64
 	// BroadcastQueries counts ARP requests for 255.255.255.255 or
 	// 169.254.255.255 kept from netstack, which would answer them.
 	BroadcastQueries uint64
-	Shim             ShimStats
+	// DirectDropped counts link-local packets that netstack routed to a
+	// gateway and that could not be sent straight to their destination
+	// (it did not answer ARP).
+	DirectDropped uint64
+	Shim          ShimStats
 }
 
 // Status returns a snapshot.
 func (c *Client) Status() Status {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	st := c.eng.Status()
+	bound := c.bound
+	c.mu.Unlock()
 	shim := c.shim.Stats()
 	st.Stats.NotARP += shim.NotARP // the shim hands the engine ARP only
 	return Status{
-		Status: st, Configured: c.bound,
-		NotSent: c.notSent.Load(), Reclaims: c.reclaims.Load(), StackErrors: c.stackErr.Load(),
-		BroadcastQueries: c.bcastQueries.Load(),
-		Shim:             c.shim.Stats(),
+		Status: st, Configured: bound, NotSent: st.Stats.NotSent,
+		Reclaims: c.reclaims.Load(), StackErrors: c.stackErr.Load(), ConnectionsReset: c.resets.Load(),
+		BroadcastQueries: c.bcastQuery.Load(), DirectDropped: c.directDrops.Load(), Shim: shim,
 	}
 }
 
-// WaitBound blocks until an address is bound and returns it, or returns
-// ctx's error, or ErrClosed.
+// WaitBound blocks until an address is configured on the NIC and returns
+// it, or returns ctx's error (wrapped, with the state the client is in), or
+// ErrClosed.
 func (c *Client) WaitBound(ctx context.Context) (netip.Addr, error) {
 	for {
 		c.mu.Lock()
-		a, ch, closed := c.bound, c.changed, c.closed
+		a, ch, closed, st := c.bound, c.changed, c.closed, c.eng.State()
 		c.mu.Unlock()
 		if a.IsValid() {
 			return a, nil
@@ -495,13 +434,11 @@ func (c *Client) WaitBound(ctx context.Context) (netip.Addr, error) {
 		}
 		select {
 		case <-ctx.Done():
-			return netip.Addr{}, fmt.Errorf("waiting for a link-local address: %w", ctx.Err())
+			return netip.Addr{}, fmt.Errorf("waiting for a link-local address (client %s): %w", st, ctx.Err())
 		case <-ch:
 		}
 	}
 }
-
-func macString(a tcpip.LinkAddress) string { return a.String() }
 
 // isBroadcastQuery reports whether frame is an ARP request for the limited
 // broadcast address or the link-local subnet's broadcast address. gVisor

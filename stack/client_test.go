@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,7 +35,11 @@ func userStack(t *testing.T, withARP bool) *gvstack.Stack {
 
 // ethShim makes an Ethernet NIC link: Shim -> ethernet -> channel.
 func ethShim(mac acd.MAC) *Shim {
-	return NewShim(ethernet.New(channel.New(16, 1514, tcpip.LinkAddress(mac[:]))))
+	s, err := NewShim(channel.New(16, 1514, tcpip.LinkAddress(mac[:])))
+	if err != nil {
+		panic(err)
+	}
+	return s
 }
 
 func mustCreateNIC(t *testing.T, gv *gvstack.Stack, id tcpip.NICID, ep gvstack.LinkEndpoint) {
@@ -45,33 +50,39 @@ func mustCreateNIC(t *testing.T, gv *gvstack.Stack, id tcpip.NICID, ep gvstack.L
 }
 
 func TestAttachRefuses(t *testing.T) {
-	t.Run("L3 NIC behind a shim", func(t *testing.T) {
-		gv := userStack(t, true)
-		shim := NewShim(channel.New(16, 1500, ""))
-		mustCreateNIC(t, gv, 2, shim)
-		_, err := Attach(gv, 2, shim, Config{})
-		wantErrIs(t, err, ErrNotEthernet)
+	t.Run("L3 link under a shim", func(t *testing.T) {
+		if _, err := NewShim(channel.New(16, 1500, "")); err == nil || !strings.Contains(err.Error(), "MAC") {
+			t.Errorf("NewShim of a link without a MAC: %v", err)
+		}
+	})
+	t.Run("link already under an ethernet layer", func(t *testing.T) {
+		if _, err := NewShim(ethernet.New(channel.New(16, 1514, "\x02\x00\x00\x00\x00\x01"))); err == nil || !strings.Contains(err.Error(), "ethernet") {
+			t.Errorf("NewShim of an ethernet.Endpoint: %v", err)
+		}
+		if _, err := NewShim(nil); err == nil {
+			t.Error("NewShim(nil) succeeded")
+		}
 	})
 	t.Run("L3 tunnel NIC without a shim", func(t *testing.T) {
 		gv := userStack(t, true)
 		mustCreateNIC(t, gv, 1, channel.New(16, 1420, ""))
 		shim := ethShim(hostMAC(0))
 		mustCreateNIC(t, gv, 2, shim)
-		_, err := Attach(gv, 1, shim, Config{})
+		_, err := Attach(gv, 1, shim, ClientConfig{})
 		wantErrIs(t, err, ErrNotEthernet)
 	})
 	t.Run("no ARP", func(t *testing.T) {
 		gv := userStack(t, false)
 		shim := ethShim(hostMAC(0))
 		mustCreateNIC(t, gv, 1, shim)
-		_, err := Attach(gv, 1, shim, Config{})
+		_, err := Attach(gv, 1, shim, ClientConfig{})
 		wantErrIs(t, err, ErrNoARP)
 	})
 	t.Run("no such NIC", func(t *testing.T) {
 		gv := userStack(t, true)
 		shim := ethShim(hostMAC(0))
 		mustCreateNIC(t, gv, 1, shim)
-		_, err := Attach(gv, 7, shim, Config{})
+		_, err := Attach(gv, 7, shim, ClientConfig{})
 		wantErrIs(t, err, ErrNoNIC)
 	})
 	t.Run("shim of another NIC", func(t *testing.T) {
@@ -79,10 +90,10 @@ func TestAttachRefuses(t *testing.T) {
 		s1, s2 := ethShim(hostMAC(0)), ethShim(hostMAC(1))
 		mustCreateNIC(t, gv, 1, s1)
 		mustCreateNIC(t, gv, 2, s2)
-		if _, err := Attach(gv, 1, s2, Config{}); err == nil {
+		if _, err := Attach(gv, 1, s2, ClientConfig{}); err == nil {
 			t.Fatal("Attach accepted NIC 1 with NIC 2's shim")
 		}
-		if _, err := Attach(gv, 2, s2, Config{}); err != nil {
+		if _, err := Attach(gv, 2, s2, ClientConfig{}); err != nil {
 			t.Fatalf("Attach of the right pair: %v", err)
 		}
 	})
@@ -90,10 +101,10 @@ func TestAttachRefuses(t *testing.T) {
 		gv := userStack(t, true)
 		shim := ethShim(hostMAC(0))
 		mustCreateNIC(t, gv, 1, shim)
-		if _, err := Attach(nil, 1, shim, Config{}); err == nil {
+		if _, err := Attach(nil, 1, shim, ClientConfig{}); err == nil {
 			t.Error("Attach(nil stack) succeeded")
 		}
-		if _, err := Attach(gv, 1, nil, Config{}); err == nil {
+		if _, err := Attach(gv, 1, nil, ClientConfig{}); err == nil {
 			t.Error("Attach(nil shim) succeeded")
 		}
 	})
@@ -101,11 +112,11 @@ func TestAttachRefuses(t *testing.T) {
 		gv := userStack(t, true)
 		shim := ethShim(hostMAC(0))
 		mustCreateNIC(t, gv, 1, shim)
-		_, err := Attach(gv, 1, shim, Config{Engine: autoip.Config{Initial: ip("169.254.0.1")}})
+		_, err := Attach(gv, 1, shim, ClientConfig{Engine: autoip.Config{Initial: ip("169.254.0.1")}})
 		wantErrIs(t, err, autoip.ErrInvalidConfig)
 	})
 	t.Run("New without a MAC", func(t *testing.T) {
-		if _, err := New(Options{Link: channel.New(16, 1500, ""), AutoIP: &Config{}}); err == nil {
+		if _, err := New(Options{Link: channel.New(16, 1500, ""), AutoIP: &ClientConfig{}}); err == nil {
 			t.Error("New accepted a link without a MAC")
 		}
 		if _, err := New(Options{}); err == nil {
@@ -121,18 +132,18 @@ func TestAttachUsesNICMAC(t *testing.T) {
 	mac := acd.MAC{0x02, 0x12, 0x34, 0x56, 0x78, 0x9a}
 	shim := ethShim(mac)
 	mustCreateNIC(t, gv, 3, shim)
-	c, err := Attach(gv, 3, shim, Config{})
+	c, err := Attach(gv, 3, shim, ClientConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := c.eng.Seed(), autoip.SeedFromMAC(mac); got != want {
 		t.Errorf("seed %#x, want SeedFromMAC(%v) = %#x", got, mac, want)
 	}
-	if err := c.Close(); err != nil { // never started: nothing to withdraw
+	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Start(); !errors.Is(err, ErrClosed) {
-		t.Errorf("Start after Close: %v, want ErrClosed", err)
+	if err := c.Reannounce(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Reannounce after Close: %v, want ErrClosed", err)
 	}
 }
 
@@ -208,8 +219,8 @@ func TestR19_LinkDownAndUp(t *testing.T) {
 	h.runUntilBound(time.Minute)
 	x := a.bound()
 	a.client().SetLink(false)
-	if a.has(x) || len(a.llRoutes()) != 0 {
-		t.Fatalf("after link down: NIC %v, routes %v", a.addrs(), a.llRoutes())
+	if rs := a.llRoutes(); a.has(x) || len(rs) != 1 || rs[0].SourceHint != (tcpip.Address{}) {
+		t.Fatalf("after link down: NIC %v, 169.254/16 routes %v (want ours, without %v as source)", a.addrs(), rs, x)
 	}
 	ub := a.eventsOf(autoip.EventUnbind)
 	if len(ub) != 1 || ub[0].Addr != x || ub[0].Reason != "link down" {
@@ -233,9 +244,10 @@ func TestR19_LinkDownAndUp(t *testing.T) {
 	}
 }
 
-// TestNotSentIsNotFatal: frames the link refuses are counted in
-// Status().NotSent; the engine carries on.
-func TestNotSentIsNotFatal(t *testing.T) {
+// TestR10_RefusedProbesDoNotCount: probes the link refuses are counted in
+// Status().NotSent, not in Stats.Sent, and sent again: nothing is claimed
+// until PROBE_NUM probes really went out.
+func TestR10_RefusedProbesDoNotCount(t *testing.T) {
 	h := newHub(t)
 	var link *refusingLink
 	a := h.addHost(hostCfg{wrap: func(l gvstack.LinkEndpoint) gvstack.LinkEndpoint {
@@ -243,30 +255,27 @@ func TestNotSentIsNotFatal(t *testing.T) {
 		link.refuse.Store(true)
 		return link
 	}})
-	h.runUntilBound(time.Minute)
+	h.runFor(10 * time.Minute)
 	st := a.status()
-	// 3 probes and 2 announcements, none on the wire.
-	if st.NotSent != 5 || st.Stats.Sent != 5 || link.refused.Load() != 5 {
-		t.Errorf("NotSent %d, engine sent %d, link refused %d; want 5 each", st.NotSent, st.Stats.Sent, link.refused.Load())
+	if st.Configured.IsValid() || st.Stats.Binds != 0 || len(a.eventsOf(autoip.EventBind)) != 0 {
+		t.Fatalf("claimed %v with every probe refused; status %+v", st.Configured, st)
+	}
+	if st.NotSent == 0 || st.Stats.Sent != 0 || st.NotSent != link.refused.Load() {
+		t.Errorf("NotSent %d, Sent %d, link refused %d", st.NotSent, st.Stats.Sent, link.refused.Load())
 	}
 	if n := len(h.framesFrom(0, a.idx)); n != 0 {
 		t.Errorf("%d frames got out of a refusing link", n)
 	}
-	if !a.has(st.Configured) || st.StackErrors != 0 {
-		t.Errorf("configured %v on NIC %v, stack errors %d", st.Configured, a.addrs(), st.StackErrors)
-	}
-	// The link comes back: frames flow again and NotSent stays.
+	// The link accepts again: three probes go out, then the claim.
 	link.refuse.Store(false)
 	mark := len(h.trace)
-	if err := a.client().Reannounce(); err != nil {
-		t.Fatal(err)
+	h.runUntilBound(time.Minute)
+	x := a.bound()
+	if probes := h.arpFrom(mark, a.idx, func(f acd.Frame) bool { return f.IsProbe() && f.TargetIP == x }); len(probes) != 3 {
+		t.Errorf("%d probes on the wire before the claim of %v, want 3:\n%s", len(probes), x, h.dump(mark))
 	}
-	h.runFor(time.Minute)
-	if anns := h.arpFrom(mark, a.idx, func(f acd.Frame) bool { return isAnnouncementOf(f, a.mac, st.Configured) }); len(anns) != 2 {
-		t.Errorf("announcements after Reannounce:\n%s", h.dump(mark))
-	}
-	if got := a.status().NotSent; got != 5 {
-		t.Errorf("NotSent %d after the link came back, want 5", got)
+	if got := a.status().NotSent; got != st.NotSent {
+		t.Errorf("NotSent %d after the link came back, want %d", got, st.NotSent)
 	}
 }
 
@@ -299,7 +308,7 @@ func TestR04_StoreThroughClient(t *testing.T) {
 	t.Run("last address first", func(t *testing.T) {
 		st := &memStore{state: autoip.SavedState{Addr: last}}
 		h := newHub(t)
-		a := h.addHost(hostCfg{cfg: Config{Store: st}})
+		a := h.addHost(hostCfg{cfg: ClientConfig{Store: st}})
 		h.runUntilBound(time.Minute)
 		if a.bound() != last {
 			t.Errorf("bound %v, want the stored %v", a.bound(), last)
@@ -314,7 +323,7 @@ func TestR04_StoreThroughClient(t *testing.T) {
 	t.Run("broken store", func(t *testing.T) {
 		st := &memStore{state: autoip.SavedState{Addr: last}, err: errors.New("corrupt")}
 		h := newHub(t)
-		a := h.addHost(hostCfg{cfg: Config{Store: st}})
+		a := h.addHost(hostCfg{cfg: ClientConfig{Store: st}})
 		h.runUntilBound(time.Minute)
 		if first := autoip.Candidate(autoip.SeedFromMAC(a.mac), 0); a.bound() != first {
 			t.Errorf("bound %v, want the first candidate %v (the store failed)", a.bound(), first)
@@ -322,30 +331,62 @@ func TestR04_StoreThroughClient(t *testing.T) {
 	})
 }
 
-// TestR19_LinkDownBeforeStart: a link known to be down before Start (the
-// interface exists but has no carrier) keeps the client silent until the
-// link comes up.
-func TestR19_LinkDownBeforeStart(t *testing.T) {
+// fakeLinkState is a LinkStateWatcher the test drives.
+type fakeLinkState struct {
+	mu sync.Mutex
+	up bool
+	f  func(bool)
+}
+
+func (l *fakeLinkState) WatchLinkState(f func(bool)) func() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.f = f
+	f(l.up)
+	return func() { l.mu.Lock(); l.f = nil; l.mu.Unlock() }
+}
+
+func (l *fakeLinkState) set(up bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.up = up
+	if l.f != nil {
+		l.f(up)
+	}
+}
+
+// TestR19_LinkDownAtAttach: a link that reports itself down when the client
+// attaches (a TAP that is down or not there yet) keeps the client silent
+// until the link comes up; nothing is claimed without probes on the wire.
+// Close stops the watching.
+func TestR19_LinkDownAtAttach(t *testing.T) {
 	h := newHub(t)
 	a := h.addHost(hostCfg{noAutoIP: true})
-	c, err := Attach(a.s.GVisor(), a.s.NIC(), a.s.Shim(), Config{})
+	link := &fakeLinkState{}
+	c, err := Attach(a.s.GVisor(), a.s.NIC(), a.s.Shim(), ClientConfig{LinkState: link})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.s.client = c
-	c.SetLink(false)
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
 	h.runFor(10 * time.Minute)
 	if out := h.framesFrom(0, a.idx); len(out) != 0 {
 		t.Fatalf("frames sent while the link is down:\n%s", h.dump(0))
 	}
-	if st := c.Status(); st.State != autoip.StateLinkDown {
-		t.Errorf("state %v, want link-down", st.State)
+	if st := c.Status(); st.State != autoip.StateLinkDown || st.Configured.IsValid() {
+		t.Errorf("state %v configured %v, want link-down and nothing", st.State, st.Configured)
 	}
-	c.SetLink(true)
+	link.set(true)
 	h.runUntilBound(time.Minute)
+	if probes := h.arpFrom(0, a.idx, func(f acd.Frame) bool { return f.IsProbe() }); len(probes) != 3 {
+		t.Errorf("%d probes before the claim, want 3", len(probes))
+	}
+	c.Close()
+	link.mu.Lock()
+	watching := link.f != nil
+	link.mu.Unlock()
+	if watching {
+		t.Error("Close left the link watcher installed")
+	}
 }
 
 func TestStackAddressErrors(t *testing.T) {

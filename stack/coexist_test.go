@@ -107,7 +107,7 @@ func TestR21_YieldToRoutable(t *testing.T) {
 		name := map[bool]string{true: "old", false: "old,force"}[yield]
 		t.Run(name, func(t *testing.T) {
 			h := newHub(t)
-			a := h.addHost(hostCfg{cfg: Config{Engine: autoip.Config{YieldToRoutable: yield}}})
+			a := h.addHost(hostCfg{cfg: ClientConfig{Engine: autoip.Config{YieldToRoutable: yield}}})
 			h.runUntilBound(time.Minute)
 			ll := a.bound()
 			if err := a.s.AddAddress(routable); err != nil {
@@ -134,8 +134,9 @@ func TestR21_YieldToRoutable(t *testing.T) {
 			if len(ub) != 1 || ub[0].Addr != ll || ub[0].Reason != "routable address" {
 				t.Errorf("UNBIND events %+v, want one for %v, reason routable address", ub, ll)
 			}
-			if len(a.llRoutes()) != 0 {
-				t.Errorf("169.254/16 routes %v remain without Config.Route", a.llRoutes())
+			// R27: 169.254/16 stays on-link, now from the routable address.
+			if rs := a.llRoutes(); len(rs) != 1 || rs[0].SourceHint != tcpipAddr(routable.Addr()) {
+				t.Errorf("169.254/16 routes %v, want ours with source %v", rs, routable.Addr())
 			}
 			mark := len(h.trace)
 			h.runFor(5 * time.Minute)
@@ -170,7 +171,7 @@ func TestR21_YieldToRoutable(t *testing.T) {
 func TestR21_NoProbeWhileRoutablePresent(t *testing.T) {
 	h := newHub(t)
 	a := h.addHost(hostCfg{
-		cfg: Config{Engine: autoip.Config{YieldToRoutable: true}},
+		cfg: ClientConfig{Engine: autoip.Config{YieldToRoutable: true}},
 		beforeStart: func(s *Stack) {
 			if err := s.AddAddress(routable); err != nil {
 				t.Fatal(err)
@@ -213,7 +214,7 @@ func TestR22_RouteThroughRoutableNIC(t *testing.T) {
 	}
 	t.Run("coexist", func(t *testing.T) {
 		h := newHub(t)
-		a := h.addHost(hostCfg{cfg: Config{Route: true}, beforeStart: func(s *Stack) {
+		a := h.addHost(hostCfg{cfg: ClientConfig{Route: true}, beforeStart: func(s *Stack) {
 			if err := s.AddAddress(routable); err != nil {
 				t.Fatal(err)
 			}
@@ -227,7 +228,7 @@ func TestR22_RouteThroughRoutableNIC(t *testing.T) {
 	})
 	t.Run("old", func(t *testing.T) {
 		h := newHub(t)
-		a := h.addHost(hostCfg{cfg: Config{Route: true, Engine: autoip.Config{YieldToRoutable: true}}})
+		a := h.addHost(hostCfg{cfg: ClientConfig{Route: true, Engine: autoip.Config{YieldToRoutable: true}}})
 		h.runUntilBound(time.Minute)
 		ll := a.bound()
 		wantRoute(t, a, ll) // no routable address: the link-local route
@@ -243,25 +244,34 @@ func TestR22_RouteThroughRoutableNIC(t *testing.T) {
 		if err := a.s.RemoveAddress(routable); err != nil {
 			t.Fatal(err)
 		}
-		if rs := a.llRoutes(); len(rs) != 0 {
+		// Nothing bound and no routable address: our on-link route stays
+		// (R27), with no source to suggest.
+		if rs := a.llRoutes(); len(rs) != 1 || rs[0].SourceHint != (tcpip.Address{}) {
 			t.Errorf("routes %v while nothing is bound and no routable address is left", rs)
 		}
 		h.runUntilBound(time.Minute)
 		wantRoute(t, a, ll)
 	})
-	t.Run("without Route", func(t *testing.T) {
+	// R27: without Route, and with no link-local address (yielding to the
+	// routable one), 169.254/16 peers are still reached directly on the
+	// link, from the routable address.
+	t.Run("R27 without Route", func(t *testing.T) {
 		h := newHub(t)
-		a := h.addHost(hostCfg{cfg: Config{Engine: autoip.Config{YieldToRoutable: true}}, beforeStart: func(s *Stack) {
+		a := h.addHost(hostCfg{cfg: ClientConfig{Engine: autoip.Config{YieldToRoutable: true}}, beforeStart: func(s *Stack) {
 			if err := s.AddAddress(routable); err != nil {
 				t.Fatal(err)
 			}
+			addDefaultRoute(s)
 		}})
 		h.runFor(time.Minute)
-		if rs := a.llRoutes(); len(rs) != 0 {
-			t.Errorf("169.254/16 routes %v without Config.Route", rs)
+		wantRoute(t, a, routable.Addr())
+		r, err := a.s.GVisor().FindRoute(a.s.NIC(), tcpip.Address{}, tcpipAddr(ip("169.254.9.9")), header.IPv4ProtocolNumber, false)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if _, err := a.source(ip("169.254.9.9")); err == nil {
-			t.Error("169.254.9.9 reachable without a link-local address or Config.Route")
+		defer r.Release()
+		if gw := r.NextHop(); gw != (tcpip.Address{}) {
+			t.Errorf("169.254.9.9 routed via %v despite the default route, want on-link", gw)
 		}
 	})
 }

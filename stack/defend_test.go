@@ -18,7 +18,7 @@ import (
 
 // boundHost returns a hub with one host bound (done announcing) and the
 // host.
-func boundHost(t *testing.T, cfg Config) (*hub, *host) {
+func boundHost(t *testing.T, cfg ClientConfig) (*hub, *host) {
 	t.Helper()
 	h := newHub(t)
 	a := h.addHost(hostCfg{cfg: cfg})
@@ -54,7 +54,7 @@ func TestR14_StackRepliesAreBroadcast(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h, a := boundHost(t, Config{})
+			h, a := boundHost(t, ClientConfig{})
 			x := a.bound()
 			before := a.s.Shim().Stats()
 			mark := len(h.trace)
@@ -125,7 +125,7 @@ func TestR15_R16_R18_DefenceThroughTheStack(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h, a := boundHost(t, Config{Engine: autoip.Config{Defend: tc.policy}})
+			h, a := boundHost(t, ClientConfig{Engine: autoip.Config{Defend: tc.policy}})
 			x := a.bound()
 			var wantEvents []autoip.EventKind
 			for i, gap := range tc.gaps {
@@ -220,16 +220,16 @@ func TestConflictingFramesNeverReachNetstack(t *testing.T) {
 	}
 	for _, tc := range frames {
 		t.Run(tc.name, func(t *testing.T) {
-			// DefendForever keeps the address through any number of
-			// conflicts, so every frame meets a bound address.
-			h, a := boundHost(t, Config{Engine: autoip.Config{Defend: acd.DefendForever}})
+			// With a DEFEND_INTERVAL shorter than the gaps, every
+			// conflict is defended, so every frame meets a bound address.
+			h, a := boundHost(t, ClientConfig{Engine: autoip.Config{Timing: acd.Timing{DefendInterval: time.Millisecond}}})
 			x := a.bound()
 			for range 3 {
 				h.peerSend(a, tc.frame(x))
 				h.runFor(time.Second)
 			}
 			if !a.has(x) {
-				t.Fatalf("address lost under DefendForever")
+				t.Fatalf("address lost although every conflict was DEFEND_INTERVAL apart")
 			}
 			if n, ok := a.neighbor(x); ok {
 				t.Errorf("netstack has neighbour entry %v -> %v for our own address", x, n.LinkAddr)
@@ -261,7 +261,7 @@ func TestConflictingFramesNeverReachNetstack(t *testing.T) {
 // our address from the NIC, the client notices (address dispatcher), puts
 // it back and announces it again.
 func TestReclaimAfterExternalRemoval(t *testing.T) {
-	h, a := boundHost(t, Config{})
+	h, a := boundHost(t, ClientConfig{})
 	x := a.bound()
 	mark, removedAt := len(h.trace), h.now()
 	if err := a.s.GVisor().RemoveAddress(a.s.NIC(), tcpipAddr(x)); err != nil {
@@ -311,7 +311,7 @@ func TestReclaimAfterExternalRemoval(t *testing.T) {
 func TestR18_ConflictIsLogged(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	h, a := boundHost(t, Config{Logger: log, Engine: autoip.Config{Defend: acd.Abandon}})
+	h, a := boundHost(t, ClientConfig{Logger: log, Engine: autoip.Config{Defend: acd.Abandon}})
 	x := a.bound()
 	h.peerSend(a, peerARP(acd.BroadcastMAC, acd.Announcement(peerMAC, x)))
 	out := buf.String()

@@ -17,6 +17,9 @@ var (
 	ErrNoARP = errors.New("stack has no ARP protocol (add arp.NewProtocol to NetworkProtocols)")
 	// ErrNoNIC: no NIC has the given ID.
 	ErrNoNIC = errors.New("no such NIC")
+	// ErrAttached: another open Client owns the NIC's Shim. One NIC has
+	// one AutoIP client; close it before attaching another.
+	ErrAttached = errors.New("NIC already has an autoip client")
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("autoip client closed")
 )

@@ -8,7 +8,6 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
-	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -32,7 +31,7 @@ func ExampleNew() {
 		NoTCP:      true,
 		RandSource: rand.NewSource(1),
 		SecureRNG:  rand.New(rand.NewSource(2)),
-		AutoIP: &stack.Config{OnEvent: func(ev autoip.Event) {
+		AutoIP: &stack.ClientConfig{OnEvent: func(ev autoip.Event) {
 			fmt.Printf("t=%v %v %v\n", ev.Time.Sub(start).Round(time.Millisecond), ev.Kind, ev.Addr)
 		}},
 	})
@@ -45,8 +44,8 @@ func ExampleNew() {
 	fmt.Println("frames sent:", link.Drain())
 	s.Close()
 	// Output:
-	// t=404ms PROBE 169.254.155.44
-	// t=5.308s BIND 169.254.155.44
+	// t=544ms PROBE 169.254.155.44
+	// t=5.684s BIND 169.254.155.44
 	// bound: 169.254.155.44
 	// frames sent: 5
 	// t=1m0s STOP 169.254.155.44
@@ -72,21 +71,21 @@ func ExampleAttach() {
 	}
 	// NIC 2: Ethernet, wrapped as NIC -> Shim -> ethernet -> link.
 	link := channel.New(256, 1514, tcpip.LinkAddress("\x02\x00\x00\x00\x00\x02"))
-	shim := stack.NewShim(ethernet.New(link))
+	shim, err := stack.NewShim(link)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	if err := gv.CreateNIC(ethNIC, shim); err != nil {
 		fmt.Println(err)
 		return
 	}
 
-	_, err := stack.Attach(gv, tunNIC, shim, stack.Config{})
+	_, err = stack.Attach(gv, tunNIC, shim, stack.ClientConfig{})
 	fmt.Println("tunnel NIC refused:", errors.Is(err, stack.ErrNotEthernet))
 
-	c, err := stack.Attach(gv, ethNIC, shim, stack.Config{})
+	c, err := stack.Attach(gv, ethNIC, shim, stack.ClientConfig{})
 	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	if err := c.Start(); err != nil {
 		fmt.Println(err)
 		return
 	}

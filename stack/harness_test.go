@@ -116,7 +116,7 @@ type hostCfg struct {
 	// noAutoIP builds the host without a Client.
 	noAutoIP bool
 	// cfg is the client configuration (OnEvent is chained, not replaced).
-	cfg Config
+	cfg ClientConfig
 	// beforeStart, if set, runs on the stack before the client is attached
 	// and started (for state that must exist before Start, such as a
 	// routable address).
@@ -186,9 +186,6 @@ func (h *hub) addHost(hc hostCfg) *host {
 				h.t.Fatalf("host %d: Attach: %v", i, err)
 			}
 			s.client = c // what New does; AddAddress/RemoveAddress then tell the client
-			if err := c.Start(); err != nil {
-				h.t.Fatalf("host %d: Start: %v", i, err)
-			}
 		}
 	}
 	return ho

@@ -15,7 +15,7 @@ func TestOnEventMayCallBackIntoClient(t *testing.T) {
 	h := newHub(t)
 	var got []autoip.EventKind
 	var c *Client
-	ho := h.addHost(hostCfg{cfg: Config{OnEvent: func(ev autoip.Event) {
+	ho := h.addHost(hostCfg{cfg: ClientConfig{OnEvent: func(ev autoip.Event) {
 		got = append(got, ev.Kind)
 		if ev.Kind == autoip.EventBind {
 			c.Close() // re-entrant
@@ -43,7 +43,7 @@ func TestOnEventMayCallBackIntoClient(t *testing.T) {
 // routable address still exists.
 func TestR22_CloseRemovesRouteModeRoute(t *testing.T) {
 	h := newHub(t)
-	ho := h.addHost(hostCfg{cfg: Config{Route: true}, beforeStart: func(s *Stack) {
+	ho := h.addHost(hostCfg{cfg: ClientConfig{Route: true}, beforeStart: func(s *Stack) {
 		if err := s.AddAddress(netip.MustParsePrefix("10.0.0.1/24")); err != nil {
 			t.Fatal(err)
 		}
@@ -63,7 +63,7 @@ func TestR22_CloseRemovesRouteModeRoute(t *testing.T) {
 func TestOnStateReportsEveryChange(t *testing.T) {
 	h := newHub(t)
 	var got []string
-	ho := h.addHost(hostCfg{cfg: Config{
+	ho := h.addHost(hostCfg{cfg: ClientConfig{
 		OnState: func(from, to autoip.State, addr netip.Addr) { got = append(got, from.String()+">"+to.String()) },
 		OnEvent: func(ev autoip.Event) { got = append(got, ev.Kind.String()) },
 	}})

@@ -17,10 +17,23 @@ var llSubnet = func() tcpip.Subnet {
 	return s
 }()
 
-// routableLocked returns the first routable (non-link-local, unicast) IPv4
-// address on the client's NIC, in the stack's order of addresses sorted for
-// stability.
-func (c *Client) routableLocked() netip.Addr {
+// routeState is what the client put in the route table. The performing
+// goroutine owns it.
+type routeState struct {
+	ll     tcpip.Route // our 169.254.0.0/16 route, if hasLL
+	hasLL  bool
+	hinted map[hintKey]tcpip.Address // routes whose empty SourceHint we filled in
+}
+
+// hintKey identifies a route whose empty SourceHint the client filled in.
+type hintKey struct {
+	dst tcpip.Subnet
+	gw  tcpip.Address
+}
+
+// routable returns the smallest routable (non-link-local, unicast) IPv4
+// address on the client's NIC, if any.
+func (c *Client) routable() netip.Addr {
 	var best netip.Addr
 	for _, pa := range c.s.AllAddresses()[c.nic] {
 		if pa.Protocol != ipv4.ProtocolNumber {
@@ -37,61 +50,102 @@ func (c *Client) routableLocked() netip.Addr {
 	return best
 }
 
-// syncRoutesLocked makes the route table say what the package doc says:
-// one 169.254.0.0/16 route of ours (link-local source while bound; the
-// routable address as source in Route mode), and routable source hints on
-// the NIC's other routes while both kinds of address are present.
+// syncRoutes makes the route table say what the package doc says, by
+// adding and removing single routes, never rewriting the table, and
+// touching only routes the client made or whose empty source hint it
+// filled in:
 //
-// A closed client leaves nothing behind: no route of ours, no hint.
-func (c *Client) syncRoutesLocked() {
+//   - one on-link 169.254.0.0/16 route for the NIC from Attach to Close,
+//     so that link-local peers are reached directly by ARP whatever
+//     addresses the NIC has and even while probing (RFC 3927 §2.6.2, R27).
+//     Its source hint is the link-local address once bound (the routable
+//     address in Route mode, R22), else the routable address, if any.
+//   - while a routable and a link-local address share the NIC, the NIC's
+//     other IPv4 routes without a source hint get the routable address as
+//     hint, so that off-link traffic never takes the link-local source.
+//
+// With verify, routes of ours that are no longer in the table (the
+// application replaced it) are added again.
+func (c *Client) syncRoutes(verify bool) {
+	c.mu.Lock()
+	closed, bound := c.closed, c.bound
+	c.mu.Unlock()
 	var routable netip.Addr
-	if !c.closed {
-		routable = c.routableLocked()
+	if !closed {
+		routable = c.routable()
 	}
-	c.s.RemoveRoutes(func(r tcpip.Route) bool { return r.Destination == llSubnet && r.NIC == c.nic })
+	r := &c.routes
+	if verify && r.hasLL && !c.inRouteTable(r.ll) {
+		r.hasLL = false
+	}
+	want := tcpip.Route{Destination: llSubnet, NIC: c.nic}
 	switch {
 	case c.route && routable.IsValid():
-		c.s.AddRoute(tcpip.Route{Destination: llSubnet, NIC: c.nic, SourceHint: tcpip.AddrFrom4(routable.As4())})
-	case c.bound.IsValid():
-		c.s.AddRoute(tcpip.Route{Destination: llSubnet, NIC: c.nic, SourceHint: tcpip.AddrFrom4(c.bound.As4())})
+		want.SourceHint = tcpip.AddrFrom4(routable.As4())
+	case bound.IsValid():
+		want.SourceHint = tcpip.AddrFrom4(bound.As4())
+	case routable.IsValid():
+		want.SourceHint = tcpip.AddrFrom4(routable.As4())
+	}
+	if r.hasLL && (closed || !sameRoute(r.ll, want)) {
+		old := r.ll
+		c.s.RemoveRoutes(func(x tcpip.Route) bool { return sameRoute(x, old) })
+		r.hasLL = false
+	}
+	if !closed && !r.hasLL {
+		c.s.AddRoute(want)
+		r.ll, r.hasLL = want, true
 	}
 	var hint tcpip.Address // zero: the hints we filled in go back to empty
-	if routable.IsValid() && c.bound.IsValid() {
+	if !closed && routable.IsValid() && bound.IsValid() {
 		hint = tcpip.AddrFrom4(routable.As4())
 	}
-	if hint == (tcpip.Address{}) && len(c.hinted) == 0 {
+	c.syncHints(hint)
+}
+
+// syncHints sets the empty (or filled in by us) source hints of the NIC's
+// other IPv4 routes to hint.
+func (c *Client) syncHints(hint tcpip.Address) {
+	r := &c.routes
+	if hint == (tcpip.Address{}) && len(r.hinted) == 0 {
 		return
 	}
-	// A hint we filled in earlier counts as empty: the routable address
-	// may have changed or gone since. Hints the application set are never
-	// touched.
 	hinted := make(map[hintKey]tcpip.Address)
-	table := c.s.GetRouteTable()
-	changed := false
-	for i, r := range table {
-		if r.NIC != c.nic || r.Destination == llSubnet || r.Destination.ID().Len() != 4 {
+	for _, rt := range c.s.GetRouteTable() {
+		if rt.NIC != c.nic || rt.Destination == llSubnet || rt.Destination.ID().Len() != 4 {
 			continue
 		}
-		k := hintKey{dst: r.Destination, gw: r.Gateway}
-		if ours, ok := c.hinted[k]; !(ok && r.SourceHint == ours) && r.SourceHint != (tcpip.Address{}) {
-			continue
+		k := hintKey{dst: rt.Destination, gw: rt.Gateway}
+		if ours, ok := r.hinted[k]; !(ok && rt.SourceHint == ours) && rt.SourceHint != (tcpip.Address{}) {
+			continue // a hint the application set: never touched
 		}
 		if hint != (tcpip.Address{}) {
 			hinted[k] = hint
 		}
-		if r.SourceHint != hint {
-			table[i].SourceHint = hint
-			changed = true
+		if rt.SourceHint == hint {
+			continue
 		}
+		old, nw := rt, rt
+		nw.SourceHint = hint
+		c.s.RemoveRoutes(func(x tcpip.Route) bool { return sameRoute(x, old) })
+		c.s.AddRoute(nw)
 	}
-	c.hinted = hinted
-	if changed {
-		c.s.SetRouteTable(table)
-	}
+	r.hinted = hinted
 }
 
-// hintKey identifies a route whose empty SourceHint the client filled in.
-type hintKey struct {
-	dst tcpip.Subnet
-	gw  tcpip.Address
+// inRouteTable reports whether the stack's route table holds rt.
+func (c *Client) inRouteTable(rt tcpip.Route) bool {
+	for _, x := range c.s.GetRouteTable() {
+		if sameRoute(x, rt) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameRoute reports whether a and b are the same route in every field that
+// routing uses (tcpip.Route.Equal compares only destination and NIC).
+func sameRoute(a, b tcpip.Route) bool {
+	return a.Destination == b.Destination && a.Gateway == b.Gateway && a.NIC == b.NIC &&
+		a.SourceHint == b.SourceHint && a.MTU == b.MTU
 }

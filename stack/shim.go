@@ -1,63 +1,75 @@
 package stack
 
 import (
+	"errors"
 	"sync/atomic"
 
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
 	"gvisor.dev/gvisor/pkg/tcpip/link/nested"
 	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/autoip-project/autoip/autoip/acd"
 )
 
-// FrameHook sees one inbound ARP frame (Ethernet header included) and says
-// what it is. It runs on the link's delivery goroutines and must not keep
-// the slice.
-type FrameHook func(frame []byte) acd.Verdict
-
-// Shim is a link endpoint between a gVisor NIC and its Ethernet layer. See
-// the package doc. It is safe for concurrent use.
+// Shim is the link endpoint of an autoip NIC: it sits between the gVisor NIC
+// and gVisor's Ethernet layer over the raw link. See the package doc for
+// what it does to frames. At most one Client owns a Shim at a time. It is
+// safe for concurrent use.
 type Shim struct {
 	nested.Endpoint
 
-	hook atomic.Pointer[FrameHook]
+	link  gvstack.LinkEndpoint // the raw link under the Ethernet layer
+	owner atomic.Pointer[Client]
 
-	arpIn     atomic.Uint64
-	notARP    atomic.Uint64
-	dropped   atomic.Uint64
-	rewritten atomic.Uint64
+	arpIn      atomic.Uint64
+	notARP     atomic.Uint64
+	dropped    atomic.Uint64
+	rewritten  atomic.Uint64
+	redirected atomic.Uint64
+	notRouted  atomic.Uint64
 }
 
 var _ gvstack.LinkEndpoint = (*Shim)(nil)
 var _ gvstack.NetworkDispatcher = (*Shim)(nil)
 
-// NewShim wraps lower, which must deliver and accept Ethernet frames with
-// the link header parsed: ethernet.New(channel or TAP endpoint).
-func NewShim(lower gvstack.LinkEndpoint) *Shim {
-	s := &Shim{}
-	s.Endpoint.Init(lower, s)
-	return s
+// NewShim puts gVisor's Ethernet layer over link and the Shim over that:
+// give the result to CreateNIC. link carries raw Ethernet frames and adds
+// no header of its own: a tap.Link's Endpoint, a channel endpoint
+// (channel.New(n, 1514, mac)), one end of gVisor's link/pipe, or such an
+// endpoint wrapped by sniffer. If link reports its state (LinkStateWatcher,
+// as tap.Link's endpoint does), Attach wires that state into the Client.
+func NewShim(link gvstack.LinkEndpoint) (*Shim, error) {
+	if link == nil {
+		return nil, errors.New("autoip shim: nil link")
+	}
+	if _, ok := link.(*ethernet.Endpoint); ok {
+		return nil, errors.New("autoip shim: the link is already an ethernet.Endpoint; pass the raw link (NewShim adds the Ethernet layer)")
+	}
+	if la := link.LinkAddress(); len(la) != header.EthernetAddressSize {
+		return nil, errors.New("autoip shim: link address " + la.String() + " is not a 6-byte MAC")
+	}
+	s := &Shim{link: link}
+	s.Endpoint.Init(ethernet.New(link), s)
+	return s, nil
 }
 
-// SetHook installs h (nil removes it). Without a hook every frame passes.
-func (s *Shim) SetHook(h FrameHook) {
-	if h == nil {
-		s.hook.Store(nil)
-		return
-	}
-	s.hook.Store(&h)
-}
+// claim makes c the Shim's owner; it fails if another Client owns it.
+func (s *Shim) claim(c *Client) bool { return s.owner.CompareAndSwap(nil, c) }
+
+// release gives the Shim up if c owns it.
+func (s *Shim) release(c *Client) { s.owner.CompareAndSwap(c, nil) }
 
 // DeliverNetworkPacket implements gvstack.NetworkDispatcher: ARP frames go
-// to the hook first and are dropped if its verdict says so.
+// to the owner first and are dropped if its verdict says so.
 func (s *Shim) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *gvstack.PacketBuffer) {
 	if proto == header.ARPProtocolNumber {
 		s.arpIn.Add(1)
-		if h := s.hook.Load(); h != nil {
+		if c := s.owner.Load(); c != nil {
 			v := gvstack.PayloadSince(pkt.LinkHeader())
-			verdict := (*h)(v.AsSlice())
+			verdict := c.handleFrame(v.AsSlice())
 			v.Release()
 			if verdict.Drop() {
 				s.dropped.Add(1)
@@ -70,28 +82,86 @@ func (s *Shim) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *gvst
 	s.Endpoint.DeliverNetworkPacket(proto, pkt)
 }
 
-// WritePackets implements gvstack.LinkEndpoint. Outgoing ARP whose sender
-// IP is link-local is made link-layer broadcast (RFC 3927 §2.5, R14). The
-// NIC has already added the Ethernet header, so the destination is patched
-// in place.
+// WritePackets implements gvstack.LinkEndpoint. The NIC has already added
+// the Ethernet header. Outgoing ARP whose sender IP is link-local is made
+// link-layer broadcast in place (RFC 3927 §2.5, R14). An IPv4 packet with a
+// link-local source or destination that netstack routed through a gateway
+// never reaches the gateway (RFC 3927 §2.6.2, §2.7; R27, R28): it is handed
+// to the owner, which sends it straight to its destination on the link
+// after ARP, as the RFC requires.
 func (s *Shim) WritePackets(pkts gvstack.PacketBufferList) (int, tcpip.Error) {
-	for _, pkt := range pkts.AsSlice() {
-		if pkt.NetworkProtocolNumber == header.ARPProtocolNumber && broadcastLinkLocalARP(pkt) {
-			s.rewritten.Add(1)
+	var keep gvstack.PacketBufferList
+	diverted := 0
+	for i, pkt := range pkts.AsSlice() {
+		switch pkt.NetworkProtocolNumber {
+		case header.ARPProtocolNumber:
+			if broadcastLinkLocalARP(pkt) {
+				s.rewritten.Add(1)
+			}
+		case header.IPv4ProtocolNumber:
+			if !linkLocalViaGateway(pkt) {
+				break
+			}
+			if diverted == 0 {
+				for _, p := range pkts.AsSlice()[:i] {
+					keep.PushBack(p)
+				}
+			}
+			diverted++
+			s.divert(pkt)
+			continue
+		}
+		if diverted > 0 {
+			keep.PushBack(pkt)
 		}
 	}
-	return s.Endpoint.WritePackets(pkts)
+	if diverted == 0 {
+		return s.Endpoint.WritePackets(pkts)
+	}
+	if keep.Len() == 0 {
+		return diverted, nil
+	}
+	n, err := s.Endpoint.WritePackets(keep)
+	return n + diverted, err
 }
+
+// divert hands a copy of pkt (Ethernet header included) to the owner for
+// direct delivery, or counts it as not routed.
+func (s *Shim) divert(pkt *gvstack.PacketBuffer) {
+	c := s.owner.Load()
+	if c == nil {
+		s.notRouted.Add(1)
+		return
+	}
+	v := pkt.ToView()
+	frame := append([]byte(nil), v.AsSlice()...)
+	v.Release()
+	s.redirected.Add(1)
+	c.sendDirect(frame)
+}
+
+// linkLocalViaGateway reports whether pkt, an outgoing IPv4 packet, has a
+// link-local source or destination and a next hop that is not its
+// destination: a router.
+func linkLocalViaGateway(pkt *gvstack.PacketBuffer) bool {
+	r := &pkt.EgressRoute
+	if r.NextHop.BitLen() == 0 || r.NextHop == r.RemoteAddress {
+		return false
+	}
+	ip := header.IPv4(pkt.NetworkHeader().Slice())
+	if len(ip) < header.IPv4MinimumSize {
+		return false
+	}
+	return isLinkLocal4(ip.SourceAddressSlice()) || isLinkLocal4(ip.DestinationAddressSlice())
+}
+
+func isLinkLocal4(a []byte) bool { return len(a) == 4 && a[0] == 169 && a[1] == 254 }
 
 // broadcastLinkLocalARP rewrites pkt's Ethernet destination to broadcast if
 // its ARP sender IP is in 169.254.0.0/16 and reports whether it changed it.
 func broadcastLinkLocalARP(pkt *gvstack.PacketBuffer) bool {
 	arp := header.ARP(pkt.NetworkHeader().Slice())
-	if len(arp) < header.ARPSize {
-		return false
-	}
-	spa := arp.ProtocolAddressSender()
-	if spa[0] != 169 || spa[1] != 254 {
+	if len(arp) < header.ARPSize || !isLinkLocal4(arp.ProtocolAddressSender()) {
 		return false
 	}
 	eth := pkt.LinkHeader().Slice()
@@ -107,7 +177,7 @@ func broadcastLinkLocalARP(pkt *gvstack.PacketBuffer) bool {
 }
 
 // InjectOutbound writes a complete Ethernet frame to the link underneath
-// netstack; netstack never sees it.
+// netstack; netstack never sees it. It reports why the link refused it.
 func (s *Shim) InjectOutbound(frame []byte) error {
 	pkt := gvstack.NewPacketBuffer(gvstack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
 	pkt.NetworkProtocolNumber = header.ARPProtocolNumber
@@ -119,7 +189,7 @@ func (s *Shim) InjectOutbound(frame []byte) error {
 		// The channel endpoint reports a full queue as (0, nil).
 		err = &tcpip.ErrNoBufferSpace{}
 	}
-	return tcpipErr("inject ARP frame", err)
+	return tcpipErr("inject frame", err)
 }
 
 // ShimStats counts what a Shim did.
@@ -128,9 +198,19 @@ type ShimStats struct {
 	NotARP    uint64 `json:"not_arp"`   // inbound frames of other EtherTypes, passed on
 	Dropped   uint64 `json:"dropped"`   // inbound ARP frames kept from netstack
 	Rewritten uint64 `json:"rewritten"` // outgoing ARP made broadcast
+	// Redirected counts IPv4 packets with a link-local source or
+	// destination that netstack routed to a gateway and that were sent
+	// straight to their destination instead (R28).
+	Redirected uint64 `json:"redirected"`
+	// NotRouted counts such packets dropped because no client owned the
+	// Shim to deliver them.
+	NotRouted uint64 `json:"not_routed"`
 }
 
 // Stats returns the counters.
 func (s *Shim) Stats() ShimStats {
-	return ShimStats{ARPIn: s.arpIn.Load(), NotARP: s.notARP.Load(), Dropped: s.dropped.Load(), Rewritten: s.rewritten.Load()}
+	return ShimStats{
+		ARPIn: s.arpIn.Load(), NotARP: s.notARP.Load(), Dropped: s.dropped.Load(), Rewritten: s.rewritten.Load(),
+		Redirected: s.redirected.Load(), NotRouted: s.notRouted.Load(),
+	}
 }

@@ -8,8 +8,6 @@ import (
 	"net/netip"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -20,10 +18,12 @@ import (
 
 // Options configures New.
 type Options struct {
-	// Link carries raw Ethernet frames: a TAP (tap.Link.Endpoint()) or a
-	// channel endpoint (channel.New(n, 1514, mac)). Its link address is the
-	// netstack's MAC, which must not be the kernel TAP's. New wraps it as
-	// NIC -> Shim -> ethernet.New(Link).
+	// Link carries raw Ethernet frames: a TAP (tap.Link.Endpoint()), a
+	// channel endpoint (channel.New(n, 1514, mac)) or one end of gVisor's
+	// link/pipe. Its link address is the netstack's MAC, which must not be
+	// the kernel TAP's. New wraps it as NIC -> Shim -> ethernet.New(Link).
+	// A link that reports its state (a TAP does) starts the client in that
+	// state: nothing is probed, let alone claimed, until it is up.
 	Link gvstack.LinkEndpoint
 	// NICName names the NIC (informational).
 	NICName string
@@ -38,7 +38,7 @@ type Options struct {
 	// whose timing no clock controls; simulations leave it out.
 	NoTCP bool
 	// AutoIP configures the client. Nil: no AutoIP, static addresses only.
-	AutoIP *Config
+	AutoIP *ClientConfig
 }
 
 // Stack is a gVisor stack with one Ethernet NIC, its Shim and, optionally,
@@ -53,14 +53,15 @@ type Stack struct {
 // NICID is the ID of the NIC that New creates.
 const NICID tcpip.NICID = 1
 
-// New builds the stack and, if opts.AutoIP is set, attaches and starts the
-// client.
+// New builds the stack and, if opts.AutoIP is set, attaches (and so
+// starts) the client.
 func New(opts Options) (*Stack, error) {
 	if opts.Link == nil {
 		return nil, errors.New("stack: Options.Link is nil")
 	}
-	if la := opts.Link.LinkAddress(); len(la) != header.EthernetAddressSize {
-		return nil, fmt.Errorf("stack: link address %q is not a MAC", la)
+	shim, err := NewShim(opts.Link)
+	if err != nil {
+		return nil, fmt.Errorf("stack: %w", err)
 	}
 	tps := []gvstack.TransportProtocolFactory{icmp.NewProtocol4, udp.NewProtocol}
 	if !opts.NoTCP {
@@ -74,7 +75,6 @@ func New(opts Options) (*Stack, error) {
 		RandSource:         opts.RandSource,
 		SecureRNG:          opts.SecureRNG,
 	})
-	shim := NewShim(ethernet.New(opts.Link))
 	if err := gv.CreateNICWithOptions(NICID, shim, gvstack.NICOptions{Name: opts.NICName}); err != nil {
 		gv.Destroy()
 		return nil, tcpipErr("stack: create NIC", err)
@@ -87,10 +87,6 @@ func New(opts Options) (*Stack, error) {
 			return nil, err
 		}
 		st.client = c
-		if err := c.Start(); err != nil {
-			gv.Destroy()
-			return nil, err
-		}
 	}
 	return st, nil
 }
@@ -108,10 +104,10 @@ func (s *Stack) Shim() *Shim { return s.shim }
 func (s *Stack) Client() *Client { return s.client }
 
 // AddAddress adds a static address (for example a routable one) to the NIC
-// with an on-link route for its subnet, and tells the client.
+// with an on-link route for its subnet, and tells the client (Resync).
 func (s *Stack) AddAddress(p netip.Prefix) error {
-	if !p.Addr().Is4() {
-		return fmt.Errorf("add address %v: not IPv4", p)
+	if !p.IsValid() || !p.Addr().Is4() {
+		return fmt.Errorf("add address %v: not an IPv4 prefix", p)
 	}
 	pa := tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4(p.Addr().As4()), PrefixLen: p.Bits()}}
 	if err := s.gv.AddProtocolAddress(s.nic, pa, gvstack.AddressProperties{PEB: gvstack.FirstPrimaryEndpoint}); err != nil {
@@ -119,14 +115,17 @@ func (s *Stack) AddAddress(p netip.Prefix) error {
 	}
 	s.gv.AddRoute(tcpip.Route{Destination: pa.AddressWithPrefix.Subnet(), NIC: s.nic})
 	if s.client != nil {
-		s.client.AddressesChanged()
+		s.client.Resync()
 	}
 	return nil
 }
 
 // RemoveAddress removes a static address and its subnet route, and tells
-// the client.
+// the client (Resync).
 func (s *Stack) RemoveAddress(p netip.Prefix) error {
+	if !p.IsValid() || !p.Addr().Is4() {
+		return fmt.Errorf("remove address %v: not an IPv4 prefix", p)
+	}
 	a := tcpip.AddrFrom4(p.Addr().As4())
 	if err := s.gv.RemoveAddress(s.nic, a); err != nil {
 		return tcpipErr(fmt.Sprintf("remove address %v", p), err)
@@ -136,7 +135,7 @@ func (s *Stack) RemoveAddress(p netip.Prefix) error {
 		return r.NIC == s.nic && r.Destination == sub && r.Gateway == (tcpip.Address{})
 	})
 	if s.client != nil {
-		s.client.AddressesChanged()
+		s.client.Resync()
 	}
 	return nil
 }

@@ -208,18 +208,31 @@ func (r *recorder) count(match func([]byte) bool) int {
 	return n
 }
 
-// writeFrame queues a raw Ethernet frame on the Link's endpoint, as a stack
-// (through ethernet.Endpoint) would.
+// writeFrame writes a raw Ethernet frame through the Link's endpoint, as a
+// stack (through ethernet.Endpoint) would.
 func writeFrame(t *testing.T, l *Link, frame []byte) {
 	t.Helper()
-	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
-	var list stack.PacketBufferList
-	list.PushBack(pkt)
-	n, err := l.Endpoint().WritePackets(list)
-	pkt.DecRef()
-	if err != nil || n != 1 {
+	if n, err := tryWrite(l, frame); err != nil || n != 1 {
 		t.Fatalf("WritePackets = %d, %v", n, err)
 	}
+}
+
+// writeRefused writes frame and wants the Link to refuse it, as it must
+// while there is no usable TAP: the caller learns the frame was not sent.
+func writeRefused(t *testing.T, l *Link, frame []byte) {
+	t.Helper()
+	n, err := tryWrite(l, frame)
+	if _, ok := err.(*tcpip.ErrClosedForSend); !ok || n != 0 {
+		t.Fatalf("WritePackets while the TAP is unusable = %d, %v; want 0, ErrClosedForSend", n, err)
+	}
+}
+
+func tryWrite(l *Link, frame []byte) (int, tcpip.Error) {
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
+	defer pkt.DecRef()
+	var list stack.PacketBufferList
+	list.PushBack(pkt)
+	return l.Endpoint().WritePackets(list)
 }
 
 // waitFor polls cond until it is true or timeout expires.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,14 +18,12 @@ import (
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
-	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
 // Defaults for LinkConfig fields left zero.
 const (
 	DefaultMTU           = 1500
-	DefaultQueueLen      = 1024
 	DefaultCheckInterval = time.Second
 )
 
@@ -43,14 +42,9 @@ type LinkConfig struct {
 	// does; broadcast and multicast frames pass. Required (6 bytes).
 	MAC tcpip.LinkAddress
 
-	// MTU is the IP MTU, default 1500. The channel endpoint gets MTU+14 so
-	// that ethernet.New(l.Endpoint()).MTU() reports MTU.
+	// MTU is the IP MTU, default 1500. The endpoint reports MTU+14 so that
+	// ethernet.New(l.Endpoint()).MTU() reports MTU.
 	MTU uint32
-
-	// QueueLen is the length of the outbound channel queue, default 1024.
-	// Frames written by the stack while it is full are dropped by the stack
-	// (counted in its TxPacketsDroppedNoBufferSpace NIC stat).
-	QueueLen int
 
 	// CheckInterval is how often the monitor checks the TAP with one
 	// SIOCGIFFLAGS ioctl (default 1s). This is the only periodic work a Link
@@ -63,7 +57,8 @@ type LinkConfig struct {
 	// carrier, deleted, fd failed). It is called from the Link's monitor
 	// goroutine, never concurrently with itself, only on transitions (the
 	// initial state is down, and Close reports nothing). It must not block
-	// for long and must not call Close.
+	// for long and must not call Close. Endpoint().WatchLinkState gives the
+	// same reports to any number of watchers (the stack package uses it).
 	OnLinkChange func(up bool)
 
 	// Logger receives state changes (Info) and errors (Warn/Debug). Nil
@@ -76,7 +71,7 @@ type LinkStats struct {
 	RxFrames    uint64 `json:"rx_frames"`    // frames handed to the channel endpoint
 	RxFiltered  uint64 `json:"rx_filtered"`  // frames dropped: unicast to another MAC, or shorter than an Ethernet header
 	TxFrames    uint64 `json:"tx_frames"`    // frames written to the TAP
-	TxNotSent   uint64 `json:"tx_not_sent"`  // frames dropped: no usable TAP fd, or the write failed (link down, TAP deleted, ...)
+	TxNotSent   uint64 `json:"tx_not_sent"`  // frames refused to the stack: no usable TAP fd, or the write failed (link down, TAP deleted, ...)
 	Reopens     uint64 `json:"reopens"`      // successful opens after the first one
 	LinkChanges uint64 `json:"link_changes"` // up/down transitions (as reported to OnLinkChange)
 }
@@ -88,7 +83,7 @@ type Link struct {
 	cfg  LinkConfig
 	name string
 	mac  tcpip.LinkAddress
-	ep   *channel.Endpoint
+	ep   *Endpoint
 	log  *slog.Logger
 	ns   *netnsHandle // namespace NewLink was called in
 	ctl  int          // ioctl socket in that namespace
@@ -106,6 +101,10 @@ type Link struct {
 
 	up atomic.Bool
 
+	watchMu  sync.Mutex // serialises link-state reports, so watchers see them in order
+	watchers map[int]func(up bool)
+	watchSeq int
+
 	// Monitor-goroutine state.
 	opened     bool   // some open has succeeded
 	lastOpenEr string // last open error logged, to log each distinct one once
@@ -117,7 +116,7 @@ type Link struct {
 }
 
 // NewLink opens the TAP described by cfg.Device in the network namespace of
-// the calling OS thread and starts the Link's reader, writer and monitor
+// the calling OS thread and starts the Link's reader and monitor
 // goroutines. If the TAP does not exist and cfg.Device.Create is false, it
 // returns a Link that is down and checks every CheckInterval for the TAP to
 // appear. Other open errors (bad name, permissions, not a TAP, busy) are
@@ -135,9 +134,6 @@ func NewLink(cfg LinkConfig) (*Link, error) {
 	}
 	if cfg.MTU == 0 {
 		cfg.MTU = DefaultMTU
-	}
-	if cfg.QueueLen <= 0 {
-		cfg.QueueLen = DefaultQueueLen
 	}
 	if cfg.CheckInterval <= 0 {
 		cfg.CheckInterval = DefaultCheckInterval
@@ -158,13 +154,13 @@ func NewLink(cfg LinkConfig) (*Link, error) {
 		cfg:     cfg,
 		name:    name,
 		mac:     cfg.MAC,
-		ep:      channel.New(cfg.QueueLen, cfg.MTU+header.EthernetMinimumSize, cfg.MAC),
 		log:     log,
 		ns:      captureNetns(),
 		ctl:     ctl,
 		kick:    make(chan struct{}, 1),
 		changed: make(chan struct{}),
 	}
+	l.ep = &Endpoint{l: l, mtu: cfg.MTU + header.EthernetMinimumSize}
 	dev, err := openWith(ctl, cfg.Device)
 	switch {
 	case err == nil:
@@ -180,20 +176,15 @@ func NewLink(cfg LinkConfig) (*Link, error) {
 		return nil, err
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.wg.Add(3)
+	l.wg.Add(2)
 	go l.reader()
-	go l.writer()
 	go l.monitor()
 	return l, nil
 }
 
-// Endpoint returns the channel endpoint carrying raw Ethernet frames (it adds
-// and parses no headers): wrap it with ethernet.New before giving it to a
-// stack. Its LinkAddress is LinkConfig.MAC and its MTU is MTU+14. Inbound
-// frames are injected with the frame's EtherType as protocol number.
-//
-// The endpoint stays valid across TAP re-opens; Close closes it.
-func (l *Link) Endpoint() stack.LinkEndpoint { return l.ep }
+// Endpoint returns the gVisor link endpoint carrying the TAP's raw Ethernet
+// frames. See the Endpoint type.
+func (l *Link) Endpoint() *Endpoint { return l.ep }
 
 // Up reports whether the TAP is currently usable (as last reported to
 // OnLinkChange).
@@ -214,11 +205,10 @@ func (l *Link) Stats() LinkStats {
 	}
 }
 
-// Close stops the Link's goroutines and waits for them, closes the TAP fd
-// (a TAP the Link created disappears; an existing one stays) and closes the
-// channel endpoint, dropping queued outbound frames; later writes by the
-// stack fail with ErrClosedForSend. It is idempotent. It must not be called
-// from OnLinkChange.
+// Close stops the Link's goroutines and waits for them and closes the TAP
+// fd (a TAP the Link created disappears; an existing one stays); later
+// writes by the stack fail with ErrClosedForSend. It is idempotent. It must
+// not be called from OnLinkChange or a link-state watcher.
 func (l *Link) Close() error {
 	l.closeOnce.Do(func() {
 		l.cancel()
@@ -231,7 +221,6 @@ func (l *Link) Close() error {
 			l.closeErr = dev.Close() // unblocks the reader
 		}
 		l.wg.Wait()
-		l.ep.Close()
 		unix.Close(l.ctl)
 		l.ns.close()
 		l.up.Store(false)
@@ -325,50 +314,47 @@ func (l *Link) deliver(frame []byte) {
 		return
 	}
 	proto := tcpip.NetworkProtocolNumber(binary.BigEndian.Uint16(frame[12:14]))
+	d := l.ep.dispatcher()
+	if d == nil {
+		l.rxFiltered.Add(1) // no stack attached yet
+		return
+	}
 	l.rxFrames.Add(1) // before delivery, so that a dispatcher never sees more than RxFrames
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
-	l.ep.InjectInbound(proto, pkt)
+	d.DeliverNetworkPacket(proto, pkt)
 	pkt.DecRef()
 }
 
-// writer pumps frames from the channel endpoint to the TAP.
-func (l *Link) writer() {
-	defer l.wg.Done()
-	for {
-		pkt := l.ep.ReadContext(l.ctx)
-		if pkt == nil {
-			return // Link closed, or the endpoint was closed by its stack
-		}
-		v := pkt.ToView()
-		pkt.DecRef()
-		l.write(v.AsSlice())
-		v.Release()
-	}
-}
-
-func (l *Link) write(frame []byte) {
+// write writes one frame to the TAP on the caller's goroutine and says why
+// it could not.
+func (l *Link) write(frame []byte) tcpip.Error {
 	dev, _ := l.current()
 	if dev == nil {
 		l.txNotSent.Add(1)
-		return
+		return &tcpip.ErrClosedForSend{}
 	}
 	if _, err := dev.Write(frame); err != nil {
 		l.txNotSent.Add(1)
 		if errors.Is(err, unix.EBADFD) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO) {
 			l.markBroken(dev, "write", err)
-			return
+			return &tcpip.ErrClosedForSend{}
 		}
 		// EIO: the TAP is down. Anything else (EINVAL for a bad frame,
 		// ErrClosed during a re-open) is not a reason to drop the fd; let
 		// the monitor look at the flags.
 		l.log.Debug("TAP write failed", "err", err)
 		l.kickMonitor()
-		return
+		var errno unix.Errno
+		if errors.As(err, &errno) && errno != unix.EIO {
+			return tcpip.TranslateErrno(errno)
+		}
+		return &tcpip.ErrClosedForSend{}
 	}
 	l.txFrames.Add(1)
 	if !l.up.Load() {
 		l.kickMonitor() // the TAP just came up (the write worked): notice it now
 	}
+	return nil
 }
 
 // monitor checks the TAP's state at start, every CheckInterval and on
@@ -474,10 +460,43 @@ func (l *Link) setUp(up bool) {
 	if l.ctx.Err() != nil || l.up.Load() == up {
 		return
 	}
+	l.watchMu.Lock()
+	defer l.watchMu.Unlock()
 	l.up.Store(up)
 	l.linkChanges.Add(1)
 	l.log.Info("link state changed", "up", up)
 	if l.cfg.OnLinkChange != nil {
 		l.cfg.OnLinkChange(up)
+	}
+	for _, id := range l.watcherIDs() {
+		l.watchers[id](up)
+	}
+}
+
+// watcherIDs returns the watchers' ids in the order they subscribed.
+func (l *Link) watcherIDs() []int {
+	ids := make([]int, 0, len(l.watchers))
+	for id := range l.watchers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// watchLinkState implements Endpoint.WatchLinkState.
+func (l *Link) watchLinkState(f func(up bool)) (stop func()) {
+	l.watchMu.Lock()
+	defer l.watchMu.Unlock()
+	if l.watchers == nil {
+		l.watchers = make(map[int]func(bool))
+	}
+	l.watchSeq++
+	id := l.watchSeq
+	l.watchers[id] = f
+	f(l.up.Load())
+	return func() {
+		l.watchMu.Lock()
+		delete(l.watchers, id)
+		l.watchMu.Unlock()
 	}
 }

@@ -141,8 +141,9 @@ func TestLinkLifecycle(t *testing.T) {
 	}
 }
 
-// TestLinkTxNotSentWhileDown: writes while the TAP is down are counted and
-// dropped, and the Link carries on.
+// TestLinkTxNotSentWhileDown: writes while the TAP is down are refused to
+// the caller (so that nothing counts as sent that was not), counted, and the
+// Link carries on.
 func TestLinkTxNotSentWhileDown(t *testing.T) {
 	ns := newNS(t)
 	ns.IP(t, "tuntap", "add", "dev", "aipt0", "mode", "tap")
@@ -153,9 +154,11 @@ func TestLinkTxNotSentWhileDown(t *testing.T) {
 	rec := newRecorder()
 	l.Endpoint().Attach(rec)
 	for i := 0; i < 5; i++ {
-		writeFrame(t, l, arpRequestFromUs())
+		writeRefused(t, l, arpRequestFromUs())
 	}
-	waitFor(t, stateTimeout, "5 TxNotSent", func() bool { return l.Stats().TxNotSent >= 5 })
+	if n := l.Stats().TxNotSent; n != 5 {
+		t.Fatalf("TxNotSent %d, want 5", n)
+	}
 	if s := l.Stats(); s.TxFrames != 0 || l.Up() {
 		t.Fatalf("stats %+v, Up()=%v: want no frame sent and down", s, l.Up())
 	}
@@ -167,8 +170,10 @@ func TestLinkTxNotSentWhileDown(t *testing.T) {
 	ns.IP(t, "link", "del", "aipt0")
 	ev.expect(t, false, stateTimeout)
 	before := l.Stats().TxNotSent
-	writeFrame(t, l, arpRequestFromUs())
-	waitFor(t, stateTimeout, "TxNotSent after deletion", func() bool { return l.Stats().TxNotSent > before })
+	writeRefused(t, l, arpRequestFromUs())
+	if n := l.Stats().TxNotSent; n != before+1 {
+		t.Fatalf("TxNotSent %d after deletion, want %d", n, before+1)
+	}
 	t.Logf("stats: %+v", l.Stats())
 }
 
@@ -297,11 +302,11 @@ func TestLinkCloseStopsGoroutines(t *testing.T) {
 	setupKernelSide(t, ns, "aipt0")
 	ev.expect(t, true, stateTimeout)
 	exchangeARP(t, up, rec)
-	for i := 0; i < 10; i++ { // leave some frames queued
-		writeFrame(t, waiting, arpRequestFromUs())
+	for i := 0; i < 10; i++ {
+		writeRefused(t, waiting, arpRequestFromUs())
 	}
-	if n := runtime.NumGoroutine(); n < before+9 {
-		t.Fatalf("goroutines: %d before, %d with 3 Links; want +9", before, n)
+	if n := runtime.NumGoroutine(); n < before+6 {
+		t.Fatalf("goroutines: %d before, %d with 3 Links; want +6 (reader and monitor each)", before, n)
 	}
 	for _, l := range []*Link{up, waiting, created} {
 		if err := l.Close(); err != nil {

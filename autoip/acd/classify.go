@@ -41,7 +41,8 @@ const (
 	// looped back by a bridge, hairpin or hub. Never a conflict (R09).
 	VerdictOwn
 	// VerdictBadSender: the sender hardware address is zero, broadcast or
-	// multicast, which no real interface has. Counted and ignored (R24).
+	// multicast, which no real interface has. Counted and ignored (R24),
+	// unless the sender IP is our address: that is a conflict (R29).
 	VerdictBadSender
 	// VerdictQuery: someone asks about our address without claiming it: an
 	// ordinary request for it, or a probe for it while we hold it (the
@@ -117,14 +118,18 @@ func Classify(phase Phase, f Frame, self MAC, addr netip.Addr) Verdict {
 	if p.SenderHW == self {
 		return VerdictOwn
 	}
+	active := phase != PhaseIdle && addr.IsValid()
+	if active && p.SenderIP == addr {
+		// Whatever the sender hardware address: RFC 3927 §2.5 "MUST NOT
+		// ignore conflicting ARP packets" (R29). Callers count an
+		// impossible sender MAC too (IsBadSender).
+		return VerdictConflict
+	}
 	if !p.SenderHW.IsUnicast() {
 		return VerdictBadSender
 	}
-	if phase == PhaseIdle || !addr.IsValid() {
+	if !active {
 		return VerdictUnrelated
-	}
-	if p.SenderIP == addr {
-		return VerdictConflict
 	}
 	if p.TargetIP != addr {
 		return VerdictUnrelated

@@ -71,19 +71,22 @@ func TestClassify_R07_R08_R09_R15_R24(t *testing.T) {
 			frame: mustHex(t, "ffffffffffff 020000000001 0806 0001 0800 06 04 0001 020000000001 a9fe0a14 000000000000 a9fe0a14"),
 			want:  acd.VerdictOwn},
 
-		// R24: impossible senders are counted and ignored, even claiming our address.
-		{name: "zero sender MAC claiming candidate", rule: "R24", phase: probeP,
-			frame: w(bcast(otherMAC, acd.Announcement(zeroMAC, candIP))), want: acd.VerdictBadSender},
-		{name: "broadcast sender MAC claiming bound address", rule: "R24", phase: boundP,
-			frame: w(bcast(otherMAC, pkt(acd.OpReply, acd.BroadcastMAC, candIP, selfMAC, otherIP))), want: acd.VerdictBadSender},
-		{name: "multicast 01:00:5e sender MAC claiming bound address", rule: "R24", phase: boundP,
-			frame: w(bcast(otherMAC, acd.Announcement(mcastMAC, candIP))), want: acd.VerdictBadSender},
+		// R24: impossible senders are counted and ignored...
 		{name: "multicast sender MAC probing for candidate", rule: "R24", phase: probeP,
 			frame: w(bcast(otherMAC, acd.Probe(mcastMAC, candIP))), want: acd.VerdictBadSender},
-		{name: "multicast sender MAC with eth src ours", rule: "R24", phase: boundP,
-			frame: w(bcast(selfMAC, acd.Announcement(acd.MAC{0x03, 0, 0, 0, 0, 1}, candIP))), want: acd.VerdictBadSender},
 		{name: "zero sender MAC while idle", rule: "R24", phase: idleP,
 			frame: w(bcast(otherMAC, acd.Announcement(zeroMAC, otherIP))), want: acd.VerdictBadSender},
+		{name: "zero sender MAC claiming another address", rule: "R24", phase: boundP,
+			frame: w(bcast(otherMAC, acd.Announcement(zeroMAC, otherIP))), want: acd.VerdictBadSender},
+		// R29: ...unless they claim our candidate or address: a conflict all the same.
+		{name: "zero sender MAC claiming candidate", rule: "R29", phase: probeP,
+			frame: w(bcast(otherMAC, acd.Announcement(zeroMAC, candIP))), want: acd.VerdictConflict},
+		{name: "broadcast sender MAC claiming bound address", rule: "R29", phase: boundP,
+			frame: w(bcast(otherMAC, pkt(acd.OpReply, acd.BroadcastMAC, candIP, selfMAC, otherIP))), want: acd.VerdictConflict},
+		{name: "multicast 01:00:5e sender MAC claiming bound address", rule: "R29", phase: boundP,
+			frame: w(bcast(otherMAC, acd.Announcement(mcastMAC, candIP))), want: acd.VerdictConflict},
+		{name: "multicast sender MAC with eth src ours", rule: "R29", phase: boundP,
+			frame: w(bcast(selfMAC, acd.Announcement(acd.MAC{0x03, 0, 0, 0, 0, 1}, candIP))), want: acd.VerdictConflict},
 
 		// Queries: someone asks about our address without claiming it.
 		{name: "plain request for candidate while probing", rule: "R07", phase: probeP,
@@ -252,13 +255,26 @@ func TestR09_OwnSenderNeverConflicts(t *testing.T) {
 	}
 }
 
-// TestR24_BadSenderNeverConflicts checks that impossible sender hardware
-// addresses are never a conflict, whatever the frame claims.
-func TestR24_BadSenderNeverConflicts(t *testing.T) {
+// TestR29_BadSenderClaimingOurAddressConflicts checks that an impossible
+// sender hardware address is a conflict when the sender IP is our candidate
+// or bound address (RFC 3927 §2.5 "MUST NOT ignore conflicting ARP
+// packets") and is only counted otherwise (R24): probes (sender IP 0) and
+// frames about other addresses, and anything while idle.
+func TestR29_BadSenderClaimingOurAddressConflicts(t *testing.T) {
 	bad := []acd.MAC{{}, acd.BroadcastMAC, mcastMAC, {0x33, 0x33, 0, 0, 0, 1}, {0x01, 0x80, 0xc2, 0, 0, 0}}
 	for _, phase := range []acd.Phase{acd.PhaseIdle, acd.PhaseProbing, acd.PhaseBound} {
 		for _, sha := range bad {
-			for _, p := range []acd.Packet{acd.Announcement(sha, candIP), acd.Probe(sha, candIP), pkt(acd.OpReply, sha, candIP, selfMAC, candIP)} {
+			claims := []acd.Packet{acd.Announcement(sha, candIP), pkt(acd.OpReply, sha, candIP, selfMAC, candIP), pkt(acd.OpRequest, sha, candIP, acd.MAC{}, otherIP)}
+			for _, p := range claims {
+				want := acd.VerdictConflict
+				if phase == acd.PhaseIdle {
+					want = acd.VerdictBadSender
+				}
+				if v := acd.Classify(phase, bcast(otherMAC, p), selfMAC, candIP); v != want {
+					t.Errorf("Classify(%v, %v from %v claiming %v) = %v, want %v", phase, p.Kind(), sha, candIP, v, want)
+				}
+			}
+			for _, p := range []acd.Packet{acd.Probe(sha, candIP), acd.Announcement(sha, otherIP)} {
 				if v := acd.Classify(phase, bcast(otherMAC, p), selfMAC, candIP); v != acd.VerdictBadSender {
 					t.Errorf("Classify(%v, %v from %v) = %v, want bad-sender", phase, p.Kind(), sha, v)
 				}

@@ -136,6 +136,7 @@ type Detector struct {
 
 	defended    bool      // a defence has happened since binding
 	lastDefence time.Time // when, if defended
+	begun       bool      // OutProbeStart was emitted for this Start
 
 	out []Output
 }
@@ -192,7 +193,7 @@ func (d *Detector) Start(now time.Time, addr netip.Addr, delay time.Duration) er
 	d.state = StateWaiting
 	d.addr = addr
 	d.probes, d.announces = 0, 0
-	d.defended = false
+	d.defended, d.begun = false, false
 	d.deadline = now.Add(delay + d.uniform(0, d.timing.ProbeWait))
 	return nil
 }
@@ -275,7 +276,8 @@ func (d *Detector) step(now time.Time) {
 	case StateWaiting, StateProbing:
 		d.send(Probe(d.hw, d.addr))
 		d.probes++
-		if d.probes == 1 {
+		if !d.begun {
+			d.begun = true
 			d.out = append(d.out, Output{Kind: OutProbeStart, Addr: d.addr})
 		}
 		if d.probes < t.ProbeNum {
@@ -311,6 +313,27 @@ func (d *Detector) uniform(lo, hi time.Duration) time.Duration {
 		return lo
 	}
 	return lo + time.Duration(d.rng.Int64N(int64(hi-lo)+1))
+}
+
+// NotSent tells the detector that frame f, which it asked to send, never
+// left (the link was down or refused it). A probe that was not sent does
+// not count: the detector sends it again after PROBE_MIN..PROBE_MAX, so an
+// address is never claimed on fewer than PROBE_NUM probes that really went
+// out. Other frames (announcements, defences) are only the caller's to
+// count. It reports whether f was a probe of the current attempt.
+func (d *Detector) NotSent(now time.Time, f Frame) bool {
+	if !f.IsProbe() || f.SenderHW != d.hw || f.TargetIP != d.addr || d.probes == 0 {
+		return false
+	}
+	switch d.state {
+	case StateProbing, StateAnnounceWait:
+	default:
+		return false
+	}
+	d.probes--
+	d.state = StateProbing
+	d.deadline = now.Add(d.uniform(d.timing.ProbeMin, d.timing.ProbeMax))
+	return true
 }
 
 // HasOutputs reports whether AppendOutputs would return anything.

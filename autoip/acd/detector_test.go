@@ -436,12 +436,13 @@ func TestR07_R08_ConflictWhileProbingEndsAttempt(t *testing.T) {
 // checks that the claim is output for output the undisturbed one.
 func TestR07_HarmlessFramesDoNotDisturbProbing(t *testing.T) {
 	harmless := []acd.Frame{
-		bcast(otherMAC, pkt(acd.OpRequest, otherMAC, otherIP, acd.MAC{}, candIP)),    // query
-		bcast(otherMAC, pkt(acd.OpRequest, otherMAC, otherIP, acd.MAC{}, thirdIP)),   // unrelated
-		bcast(otherMAC, acd.Probe(otherMAC, otherIP)),                                // probe for another address
-		bcast(bridgeMAC, acd.Announcement(selfMAC, candIP)),                          // own echo
-		bcast(otherMAC, acd.Announcement(acd.MAC{}, candIP)),                         // bad sender
-		bcast(otherMAC, pkt(acd.OpReply, acd.BroadcastMAC, candIP, selfMAC, candIP)), // bad sender
+		bcast(otherMAC, pkt(acd.OpRequest, otherMAC, otherIP, acd.MAC{}, candIP)),     // query
+		bcast(otherMAC, pkt(acd.OpRequest, otherMAC, otherIP, acd.MAC{}, thirdIP)),    // unrelated
+		bcast(otherMAC, acd.Probe(otherMAC, otherIP)),                                 // probe for another address
+		bcast(bridgeMAC, acd.Announcement(selfMAC, candIP)),                           // own echo
+		bcast(otherMAC, acd.Announcement(acd.MAC{}, otherIP)),                         // bad sender, not claiming ours
+		bcast(otherMAC, pkt(acd.OpReply, acd.BroadcastMAC, otherIP, selfMAC, candIP)), // bad sender, not claiming ours
+		bcast(otherMAC, acd.Probe(acd.MAC{}, candIP)),                                 // bad sender probing
 	}
 	for seed := range uint64(20) {
 		ref := claim(t, newDetector(t, acd.Timing{}, acd.DefendOnce, seed))
@@ -1111,7 +1112,7 @@ func TestDetectorHandleFrame_UnrelatedZeroAllocs(t *testing.T) {
 		{"unrelated", bcast(otherMAC, pkt(acd.OpRequest, otherMAC, otherIP, acd.MAC{}, thirdIP)), acd.VerdictUnrelated},
 		{"query", bcast(otherMAC, pkt(acd.OpRequest, otherMAC, otherIP, acd.MAC{}, candIP)), acd.VerdictQuery},
 		{"own", acd.BroadcastFrame(acd.Announcement(selfMAC, candIP)), acd.VerdictOwn},
-		{"bad sender", bcast(otherMAC, acd.Announcement(acd.MAC{}, candIP)), acd.VerdictBadSender},
+		{"bad sender", bcast(otherMAC, acd.Announcement(acd.MAC{}, otherIP)), acd.VerdictBadSender},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var v acd.Verdict

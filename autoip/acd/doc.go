@@ -23,7 +23,11 @@
 //     conflict (RFC 5227 §2.1.1: "...and the sender hardware address is not
 //     the hardware address of the interface").
 //   - A frame whose sender hardware address is all-zero, broadcast or
-//     multicast cannot come from a real host; it is counted and ignored.
+//     multicast cannot come from a real host; it is counted and ignored,
+//     except when its sender IP is our candidate or address: that is a
+//     conflict all the same, because RFC 3927 §2.5 says a host "MUST NOT
+//     ignore conflicting ARP packets" (and it is still counted as a bad
+//     sender).
 //   - While probing (from Start until ANNOUNCE_WAIT after the last probe),
 //     any ARP request or reply whose sender IP is the candidate is a
 //     conflict (RFC 5227 §2.1.1), and so is an ARP probe (sender IP 0.0.0.0)

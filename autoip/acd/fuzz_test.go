@@ -105,8 +105,9 @@ func FuzzDecodeFrame(f *testing.F) {
 			if v < acd.VerdictUnrelated || v > acd.VerdictProbeConflict {
 				t.Fatalf("Classify(%v) = %v", ph, v)
 			}
-			if v.IsConflict() && (fr.SenderHW == selfMAC || !fr.SenderHW.IsUnicast() || ph == acd.PhaseIdle) {
-				t.Fatalf("Classify(%v, %+v) = %v: conflict from own/bad sender or while idle", ph, fr.Packet, v)
+			// R29: a bad sender conflicts only by claiming our address.
+			if v.IsConflict() && (fr.SenderHW == selfMAC || (!fr.SenderHW.IsUnicast() && fr.SenderIP != candIP) || ph == acd.PhaseIdle) {
+				t.Fatalf("Classify(%v, %+v) = %v: conflict from own frame, from a bad sender not claiming our address, or while idle", ph, fr.Packet, v)
 			}
 		}
 	})
@@ -631,7 +632,7 @@ var detectorSeeds = []struct {
 	// Late timers all the way, then stop.
 	{2, []byte{0, 0, 4, 0x80, 0x00, 4, 0x80, 0x00, 4, 0x80, 0x00, 4, 0x80, 0x00, 4, 0x80, 0x00, 4, 0x80, 0x00, 4, 0x80, 0x00, 4, 0x80, 0x00, 1, 3, 0xff, 0xff}},
 	// Nanosecond timing, conflicts while probing, own frames, mutated frames.
-	{0x102, []byte{0, 0, 5, 0x10, 0x01, 5, 0x00, 0x01, 3, 0x00, 0x01, 6, 0x11, 0x01, 7, 4, 21, 3, 14, 1, 0, 0, 5, 0x01, 0x00}},
+	{0x102, []byte{0, 0, 5, 0x02, 0x00, 5, 0x10, 0x01, 5, 0x00, 0x01, 3, 0x00, 0x01, 6, 0x11, 0x01, 7, 4, 21, 3, 14, 1, 0, 0, 5, 0x01, 0x00}},
 	// Policy forever: claim, flood of conflicts, defence, suppression.
 	{12, []byte{0, 0, 3, 0xff, 0xff, 3, 0xff, 0xff, 5, 0x25, 0x01, 5, 0x19, 0x01, 5, 0x11, 0x01, 5, 0x11, 0x02, 3, 0xff, 0xff, 5, 0x11, 0x01}},
 	// Simultaneous probe.

@@ -87,7 +87,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	window := fs.Duration("window", 10*time.Second, "arrival window with -start random, more than 0 and at most 24h")
 	sameInitial := fs.String("same-initial", "", "every host tries this `address` first (169.254.1.0-169.254.254.255): forced collisions")
 	engineSeed := fs.Uint64("engine-seed", 0, "give every host this candidate seed (identical address sequences); 0: one per host")
-	defend := fs.String("defend", "once", "defence `policy` while bound: once, abandon or forever")
+	defend := fs.String("defend", "once", "defence `policy` while bound: once or abandon (RFC 3927 §2.5)")
 	delay := fs.Int("delay", 0, "QNX lsm-autoip delay= in `ms`, 1..8000 (probes delay/2..delay apart); 0: RFC timing")
 	seed := fs.Uint64("seed", 1, "simulation seed, the only entropy (overrides the scenario's)")
 	duration := fs.Duration("duration", sim.DefaultDuration, "stop after this much simulated time if not quiet before, more than 0 and at most 720h (overrides the scenario's)")
@@ -147,8 +147,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 			return nil, badFlag("-same-initial %q is not an address in %v-%v", *sameInitial, autoip.FirstAddr, autoip.LastAddr)
 		}
 	}
-	if _, err := acd.ParseDefendPolicy(*defend); err != nil {
-		return nil, badFlag("-defend %q: want once, abandon or forever", *defend)
+	if p, err := acd.ParseDefendPolicy(*defend); err != nil || p == acd.DefendForever {
+		return nil, badFlag("-defend %q: want once or abandon (RFC 3927 §2.5)", *defend)
 	}
 	if *delay != 0 && (*delay < autoip.MinQNXDelayMS || *delay > autoip.MaxQNXDelayMS) {
 		return nil, badFlag("-delay %d ms is out of range %d..%d ms (0: RFC timing)", *delay, autoip.MinQNXDelayMS, autoip.MaxQNXDelayMS)

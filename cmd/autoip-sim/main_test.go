@@ -31,7 +31,7 @@ func TestFlagValidation(t *testing.T) {
 		{[]string{"-interval", "0s"}, "-interval 0s is out of range (0, 24h0m0s]"},
 		{[]string{"-window", "48h"}, "-window 48h0m0s is out of range (0, 24h0m0s]"},
 		{[]string{"-same-initial", "169.254.0.5"}, `-same-initial "169.254.0.5" is not an address in 169.254.1.0-169.254.254.255`},
-		{[]string{"-defend", "fight"}, `-defend "fight": want once, abandon or forever`},
+		{[]string{"-defend", "fight"}, `-defend "fight": want once or abandon (RFC 3927 §2.5)`},
 		{[]string{"-delay", "9000"}, "-delay 9000 ms is out of range 1..8000 ms"},
 		{[]string{"-duration", "0s"}, "-duration 0s is out of range (0, 720h0m0s]"},
 		{[]string{"-latency", "2m"}, "-latency 2m0s is out of range 0..1m0s"},

@@ -74,7 +74,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	delay := fs.Int("delay", 0, "QNX lsm-autoip delay= in `ms`, 1..8000: probe spacing delay/2..delay, PROBE_WAIT delay/2 (default: RFC timing)")
 	latency := fs.Duration("latency", enginehub.DefaultLatency, "delivery delay of every frame, more than 0 and at most 1m")
 	max := fs.Duration("max", 10*time.Minute, "give up after this much virtual time, more than 0 and at most 720h")
-	defend := fs.String("defend", "once", "defence `policy` while bound: once, abandon or forever")
+	defend := fs.String("defend", "once", "defence `policy` while bound: once or abandon (RFC 3927 §2.5)")
 	stagger := fs.Duration("stagger", 0, "start host i at i times this, 0..24h (default: all at once)")
 	frames := fs.Bool("frames", false, "also show every ARP frame sent")
 	fs.Usage = func() {
@@ -129,6 +129,9 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	}
 	o.cfg.Stagger = *stagger
 	p, err := acd.ParseDefendPolicy(*defend)
+	if err == nil && p == acd.DefendForever {
+		err = fmt.Errorf("defend policy %q is not allowed for link-local addresses: want once or abandon (RFC 3927 §2.5)", *defend)
+	}
 	if err != nil {
 		return o, badFlag("-defend: %v", err)
 	}

@@ -38,6 +38,7 @@ func TestBadFlagsExit2(t *testing.T) {
 		{[]string{"-stagger", "-1s"}, "-stagger -1s is out of range"},
 		{[]string{"-stagger", "25h"}, "-stagger 25h0m0s is out of range"},
 		{[]string{"-defend", "sometimes"}, `defend policy "sometimes": want once, abandon or forever`},
+		{[]string{"-defend", "forever"}, `not allowed for link-local addresses`},
 		{[]string{"-nope"}, "flag provided but not defined: -nope"},
 		{[]string{"-hosts", "3", "extra"}, `unexpected argument "extra"`},
 	}

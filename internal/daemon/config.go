@@ -39,7 +39,7 @@ type Config struct {
 	Defend acd.DefendPolicy
 	// YieldToRoutable: give the address up while a routable one exists.
 	YieldToRoutable bool
-	// Route is the lsm-autoip route option (stack.Config.Route).
+	// Route is the lsm-autoip route option (stack.ClientConfig.Route).
 	Route bool
 	// Verbose is -v or debug: slog Debug level.
 	Verbose bool

@@ -197,9 +197,6 @@ type daemon struct {
 	client *stack.Client
 	hooks  *hookRunner
 	store  *persist.Async // the state file, written off the protocol path
-
-	linkMu    sync.Mutex
-	linkReady bool // client attached: link changes go to it
 }
 
 // runDaemon runs the daemon in the foreground until ctx ends or a signal
@@ -366,7 +363,12 @@ func (d *daemon) start() error {
 	d.store = persist.NewAsync(persist.NewFile(cfg.path(".state.json")), func(err error) {
 		log.Error("saving state failed", "err", err)
 	})
-	client, err := stack.Attach(st.GVisor(), st.NIC(), st.Shim(), stack.Config{
+	log.Info("autoipd starting", "pid", os.Getpid(), "mac", d.mac.String(), "initial", addrString(cfg.Initial),
+		"defend", cfg.Defend.String(), "yield_to_routable", cfg.YieldToRoutable, "route", cfg.Route,
+		"probes", timing.ProbeNum, "probe_min", timing.ProbeMin, "probe_max", timing.ProbeMax, "probe_wait", timing.ProbeWait,
+		"announces", timing.AnnounceNum, "announce_wait", timing.AnnounceWait, "link_up_delay", linkUpDelay,
+		"state_dir", cfg.StateDir, "create", cfg.Create)
+	client, err := stack.Attach(st.GVisor(), st.NIC(), st.Shim(), stack.ClientConfig{
 		Engine: autoip.Config{
 			Seed:            cfg.Seed,
 			Initial:         cfg.Initial,
@@ -375,41 +377,23 @@ func (d *daemon) start() error {
 			Defend:          cfg.Defend,
 			YieldToRoutable: cfg.YieldToRoutable,
 		},
-		Store:   d.store,
-		Route:   cfg.Route,
-		OnEvent: d.onEvent,
-		OnState: d.onState,
-		Logger:  log,
+		Store:     d.store,
+		Route:     cfg.Route,
+		LinkState: link.Endpoint(), // the pcap tap may hide it from the shim
+		OnEvent:   d.onEvent,
+		OnState:   d.onState,
+		Logger:    log,
 	})
 	if err != nil {
 		return err
 	}
 	d.client = client
-	log.Info("autoipd starting", "pid", os.Getpid(), "mac", d.mac.String(), "initial", addrString(cfg.Initial),
-		"defend", cfg.Defend.String(), "yield_to_routable", cfg.YieldToRoutable, "route", cfg.Route,
-		"probes", timing.ProbeNum, "probe_min", timing.ProbeMin, "probe_max", timing.ProbeMax, "probe_wait", timing.ProbeWait,
-		"announces", timing.AnnounceNum, "announce_wait", timing.AnnounceWait, "link_up_delay", linkUpDelay,
-		"state_dir", cfg.StateDir, "create", cfg.Create)
-	if err := client.Start(); err != nil {
-		return err
-	}
-	// From here on the TAP monitor's reports go to the client; both this
-	// first report and later ones are made under linkMu, so they cannot
-	// overtake each other.
-	d.linkMu.Lock()
-	d.linkReady = true
-	client.SetLink(link.Up())
-	d.linkMu.Unlock()
 	return nil
 }
 
-// onLinkChange is the TAP monitor's callback.
+// onLinkChange is the TAP monitor's callback; the client gets the same
+// reports through the link's WatchLinkState.
 func (d *daemon) onLinkChange(up bool) {
-	d.linkMu.Lock()
-	if d.linkReady {
-		d.client.SetLink(up)
-	}
-	d.linkMu.Unlock()
 	d.log.Info("link", "up", up)
 }
 

@@ -139,7 +139,7 @@ func TestR14_ArpingDetectsOurAddressAndReplyIsBroadcast(t *testing.T) {
 func TestR07_KernelHoldsOurInitialAddress(t *testing.T) {
 	want := netip.MustParseAddr("169.254.20.20")
 	h := newHost(t, nil, "", hostOpts{create: true, noStart: true,
-		cfg: stack.Config{Engine: autoip.Config{Initial: want}}})
+		cfg: stack.ClientConfig{Engine: autoip.Config{Initial: want}}})
 	w := h.kernelSide(want.String() + "/16")
 	h.start()
 	ev, _ := h.waitEvent(autoip.EventConflict, 0, 10*time.Second)
@@ -169,7 +169,7 @@ func TestR15_R16_KernelSideAnnouncesOurAddress(t *testing.T) {
 		{"R16_abandon", acd.Abandon, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHost(t, nil, "", hostOpts{create: true, cfg: stack.Config{Engine: autoip.Config{Initial: first, Defend: tc.defend}}})
+			h := newHost(t, nil, "", hostOpts{create: true, cfg: stack.ClientConfig{Engine: autoip.Config{Initial: first, Defend: tc.defend}}})
 			w := h.kernelSide()
 			if a := h.waitBound(10 * time.Second); a != first {
 				t.Fatalf("bound %v, want %v", a, first)

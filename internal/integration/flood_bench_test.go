@@ -63,7 +63,7 @@ func floodOnce(b *testing.B, frames, every, rate int) {
 	name := tapName("aipf")
 	ns.IP(bt, "tuntap", "add", "dev", name, "mode", "tap")
 	ns.IP(bt, "link", "set", name, "txqueuelen", strconv.Itoa(frames+1000), "up")
-	h := newHost(bt, ns, name, hostOpts{cfg: stack.Config{Engine: autoip.Config{Initial: ours, Defend: acd.DefendForever, Timing: tm}}})
+	h := newHost(bt, ns, name, hostOpts{cfg: stack.ClientConfig{Engine: autoip.Config{Initial: ours, Defend: acd.DefendForever, Timing: tm}}})
 	w := h.kernelSide()
 	if a := h.waitBound(10 * time.Second); a != ours {
 		b.Fatalf("bound %v", a)

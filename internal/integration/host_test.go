@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,6 +47,7 @@ type host struct {
 	wire *wire
 
 	clientPtr *stack.Client
+	cfg       stack.ClientConfig
 
 	mu     sync.Mutex
 	events []autoip.Event
@@ -55,9 +55,9 @@ type host struct {
 }
 
 type hostOpts struct {
-	create  bool          // create the TAP (else it must exist)
-	cfg     stack.Config  // Engine.Timing defaults to fastTiming
-	static  *netip.Prefix // routable address added before the client starts
+	create  bool               // create the TAP (else it must exist)
+	cfg     stack.ClientConfig // Engine.Timing defaults to fastTiming
+	static  *netip.Prefix      // routable address added before the client starts
 	noStart bool
 }
 
@@ -80,7 +80,6 @@ func newHost(t testing.TB, ns *netns.NS, name string, o hostOpts) *host {
 		name = tapName("aipt")
 	}
 	h := &host{t: t, ns: ns, name: name, evc: make(chan struct{}, 1)}
-	var client atomic.Pointer[stack.Client]
 	logger := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("tap", name)
@@ -90,12 +89,7 @@ func newHost(t testing.TB, ns *netns.NS, name string, o hostOpts) *host {
 			Device:        tap.Config{Name: name, Create: o.create},
 			MAC:           tcpip.LinkAddress(ourMAC[:]),
 			CheckInterval: 100 * time.Millisecond,
-			OnLinkChange: func(up bool) {
-				if c := client.Load(); c != nil {
-					c.SetLink(up)
-				}
-			},
-			Logger: logger,
+			Logger:        logger,
 		})
 		return err
 	})
@@ -122,24 +116,23 @@ func newHost(t testing.TB, ns *netns.NS, name string, o hostOpts) *host {
 			t.Fatal(err)
 		}
 	}
-	c, err := stack.Attach(h.st.GVisor(), h.st.NIC(), h.st.Shim(), cfg)
-	if err != nil {
-		t.Fatalf("attach: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	client.Store(c)
-	h.clientPtr = c
+	h.cfg = cfg
 	if !o.noStart {
 		h.start()
 	}
 	return h
 }
 
+// start attaches the client, which starts it; the TAP's link state reaches
+// it through the link endpoint.
 func (h *host) start() {
-	if err := h.clientPtr.Start(); err != nil {
-		h.t.Fatal(err)
+	h.t.Helper()
+	c, err := stack.Attach(h.st.GVisor(), h.st.NIC(), h.st.Shim(), h.cfg)
+	if err != nil {
+		h.t.Fatalf("attach: %v", err)
 	}
-	h.clientPtr.SetLink(h.link.Up())
+	h.t.Cleanup(func() { c.Close() })
+	h.clientPtr = c
 }
 
 func (h *host) client() *stack.Client { return h.clientPtr }

@@ -107,14 +107,14 @@ func TestR13_R20_R21_R22_RoutableAddressOnTAP(t *testing.T) {
 			yield bool
 		}{{"old", true}, {"old,force", false}} {
 			t.Run(tc.name, func(t *testing.T) {
-				h := newHost(t, nil, "", hostOpts{create: true, cfg: stack.Config{Engine: autoip.Config{YieldToRoutable: tc.yield}}})
+				h := newHost(t, nil, "", hostOpts{create: true, cfg: stack.ClientConfig{Engine: autoip.Config{YieldToRoutable: tc.yield}}})
 				h.kernelSide(kernLL.String()+"/16", kernRoutable+"/24")
 				ll := h.waitBound(10 * time.Second)
 				mark := h.eventCount()
 				if err := h.st.AddAddress(routable); err != nil {
 					t.Fatal(err)
 				}
-				h.client().AddressesChanged() // the harness attached its own client
+				h.client().Resync() // the harness attached its own client
 				if tc.yield {
 					h.waitEvent(autoip.EventUnbind, mark, 5*time.Second)
 					if h.onNIC(ll) || ping(h, ll) {
@@ -123,7 +123,7 @@ func TestR13_R20_R21_R22_RoutableAddressOnTAP(t *testing.T) {
 					if err := h.st.RemoveAddress(routable); err != nil {
 						t.Fatal(err)
 					}
-					h.client().AddressesChanged()
+					h.client().Resync()
 					ev, _ := h.waitEvent(autoip.EventBind, mark, 10*time.Second)
 					if ev.Addr != ll {
 						t.Fatalf("old: re-claimed %v, want %v", ev.Addr, ll)
@@ -140,7 +140,7 @@ func TestR13_R20_R21_R22_RoutableAddressOnTAP(t *testing.T) {
 
 	t.Run("R22_route", func(t *testing.T) {
 		h := newHost(t, nil, "", hostOpts{create: true, static: &routable,
-			cfg: stack.Config{Route: true, Engine: autoip.Config{YieldToRoutable: true}}})
+			cfg: stack.ClientConfig{Route: true, Engine: autoip.Config{YieldToRoutable: true}}})
 		h.kernelSide(kernLL.String()+"/16", kernRoutable+"/24")
 		// With old semantics and a routable address, no link-local address
 		// is claimed, yet 169.254/16 is reachable through the NIC, sourced

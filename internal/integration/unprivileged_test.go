@@ -114,7 +114,7 @@ func TestUnprivilegedChild(t *testing.T) {
 		t.Fatalf("attach as uid %d: %v", os.Geteuid(), err)
 	}
 	defer link.Close()
-	st, err := stack.New(stack.Options{Link: link.Endpoint(), AutoIP: &stack.Config{Engine: autoip.Config{Timing: fastTiming()}}})
+	st, err := stack.New(stack.Options{Link: link.Endpoint(), AutoIP: &stack.ClientConfig{Engine: autoip.Config{Timing: fastTiming()}}})
 	if err != nil {
 		t.Fatal(err)
 	}

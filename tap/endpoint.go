@@ -1,0 +1,129 @@
+//go:build linux
+
+package tap
+
+import (
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// Endpoint is the gVisor link endpoint of a Link: raw Ethernet frames, no
+// headers added or parsed (wrap it in ethernet.New, as stack.NewShim does).
+// Inbound frames are handed to the attached dispatcher on the Link's reader
+// goroutine, with the frame's EtherType as protocol number; outbound frames
+// are written to the TAP on the caller's goroutine, so a frame the TAP
+// refuses (down, deleted, not yet there) is reported to the caller as an
+// error instead of vanishing from a queue. Its LinkAddress is
+// LinkConfig.MAC and its MTU is LinkConfig.MTU+14.
+//
+// The endpoint stays valid across TAP re-opens; the Link's Close ends it.
+// It is safe for concurrent use.
+type Endpoint struct {
+	l   *Link
+	mtu uint32
+
+	mu   sync.RWMutex
+	disp stack.NetworkDispatcher
+	mac  tcpip.LinkAddress // set by SetLinkAddress; empty means the Link's MAC
+}
+
+var _ stack.LinkEndpoint = (*Endpoint)(nil)
+
+func (e *Endpoint) dispatcher() stack.NetworkDispatcher {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.disp
+}
+
+// WatchLinkState calls f with whether the TAP is usable now and again at
+// every change, in order and never concurrently, until stop is called. The
+// first call happens before WatchLinkState returns; later ones come from
+// the Link's monitor goroutine. f must not block for long and must not
+// call the Link's Close. The stack package finds this method and wires the
+// link state into its client by itself.
+func (e *Endpoint) WatchLinkState(f func(up bool)) (stop func()) { return e.l.watchLinkState(f) }
+
+// Up reports whether the TAP is usable now.
+func (e *Endpoint) Up() bool { return e.l.Up() }
+
+// WritePackets implements stack.LinkEndpoint: each frame is written to the
+// TAP at once. It stops at the first frame the TAP refuses and returns how
+// many were written and why.
+func (e *Endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	n := 0
+	for _, pkt := range pkts.AsSlice() {
+		v := pkt.ToView()
+		err := e.l.write(v.AsSlice())
+		v.Release()
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Attach implements stack.LinkEndpoint.
+func (e *Endpoint) Attach(d stack.NetworkDispatcher) {
+	e.mu.Lock()
+	e.disp = d
+	e.mu.Unlock()
+}
+
+// IsAttached implements stack.LinkEndpoint.
+func (e *Endpoint) IsAttached() bool { return e.dispatcher() != nil }
+
+// Wait implements stack.LinkEndpoint. The Link's Close waits for its
+// goroutines.
+func (*Endpoint) Wait() {}
+
+// MTU implements stack.LinkEndpoint.
+func (e *Endpoint) MTU() uint32 { return e.mtu }
+
+// SetMTU implements stack.LinkEndpoint; the MTU is fixed by LinkConfig.
+func (*Endpoint) SetMTU(uint32) {}
+
+// MaxHeaderLength implements stack.LinkEndpoint.
+func (*Endpoint) MaxHeaderLength() uint16 { return 0 }
+
+// LinkAddress implements stack.LinkEndpoint.
+func (e *Endpoint) LinkAddress() tcpip.LinkAddress {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.mac != "" {
+		return e.mac
+	}
+	return e.l.mac
+}
+
+// SetLinkAddress implements stack.LinkEndpoint. The reader keeps filtering
+// on LinkConfig.MAC.
+func (e *Endpoint) SetLinkAddress(a tcpip.LinkAddress) {
+	e.mu.Lock()
+	e.mac = a
+	e.mu.Unlock()
+}
+
+// Capabilities implements stack.LinkEndpoint.
+func (*Endpoint) Capabilities() stack.LinkEndpointCapabilities { return 0 }
+
+// ARPHardwareType implements stack.LinkEndpoint: none, as for any raw
+// endpoint; ethernet.New over it says Ethernet.
+func (*Endpoint) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareNone }
+
+// AddHeader implements stack.LinkEndpoint: frames carry their own.
+func (*Endpoint) AddHeader(*stack.PacketBuffer) {}
+
+// ParseHeader implements stack.LinkEndpoint.
+func (*Endpoint) ParseHeader(*stack.PacketBuffer) bool { return true }
+
+// Close implements stack.LinkEndpoint: the stack is done with the endpoint
+// (its NIC was removed or the stack destroyed), so inbound frames stop. The
+// TAP stays open until the Link's Close.
+func (e *Endpoint) Close() { e.Attach(nil) }
+
+// SetOnCloseAction implements stack.LinkEndpoint.
+func (*Endpoint) SetOnCloseAction(func()) {}
