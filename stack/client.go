@@ -156,9 +156,12 @@ func Attach(s *gvstack.Stack, nic tcpip.NICID, shim *Shim, cfg ClientConfig) (*C
 	}
 	if cfg.Store != nil && ecfg.Saved == (autoip.SavedState{}) {
 		saved, err := cfg.Store.Load()
-		if err != nil {
-			log.Info("no usable saved state; starting afresh", "err", err)
-		} else {
+		switch {
+		case errors.Is(err, persist.ErrMissing):
+			log.Info("no saved state yet; starting afresh", "err", err)
+		case err != nil:
+			log.Warn("saved state unusable; starting afresh", "err", err)
+		default:
 			ecfg.Saved = saved
 		}
 	}

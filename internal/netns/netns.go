@@ -129,6 +129,12 @@ func (ns *NS) Exec(args ...string) (string, error) {
 	return string(out), nil
 }
 
+// Command returns an unstarted `ip netns exec NAME args...`, for commands
+// that run in the background (tcpdump, say); the caller starts and stops it.
+func (ns *NS) Command(args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", ns.name}, args...)...)
+}
+
 // Run runs `ip netns exec NAME args...` (for example ns.Run(t, "sysctl", "-w",
 // "net.ipv4.ip_forward=1")) and returns its combined output; it fails the test
 // with the output if the command fails. Call it from the test goroutine only.
