@@ -45,7 +45,11 @@ lsm-autoip.so option string (mount -T io-pkt -o ... lsm-autoip.so):
   With -o the default is to coexist with routable addresses (as with -f).
   -o values apply; flags given alongside override them (-s over ip=, -f over
   old, -d=false over abandon); -i and if= must name the same interface.
-  -o may be repeated; later options override earlier ones.
+  -o may be repeated; an option given twice must keep its value, and an
+  empty -o is refused.
+
+Every other flag takes one value: giving it twice with different values is
+refused (-i a -i b is an error, not interface b).
 
 Long flags:
   -create            create the TAP if it is missing (default: attach to an
