@@ -44,7 +44,12 @@
 // and, for CONFLICT, AUTOIPD_CONFLICT_MAC, AUTOIPD_PACKET_KIND and
 // AUTOIPD_PHASE (UNBIND: AUTOIPD_REASON) in the environment. Hooks run one
 // at a time, in order, on their own goroutine fed by a queue, so the engine
-// never waits for one; each is killed (with its process group) after
-// -hook-timeout; their output is logged; a failing or missing hook is
-// logged, never fatal.
+// never waits for one. Each runs in a process group of its own, which is
+// killed when the hook exits (whatever it left running in the background
+// dies with it: a hook that means to start a service must detach it with
+// setsid), after -hook-timeout, and when a second SIGINT/SIGTERM cuts the
+// shutdown short; while shutdown waits for a hook it says so every two
+// seconds. The first 64 KiB of a hook's stdout and of its stderr are logged
+// line by line; the rest is read, discarded and counted in a "truncated"
+// line. A failing or missing hook is logged, never fatal.
 package daemon
