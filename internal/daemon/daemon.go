@@ -101,12 +101,17 @@ func runWait(ctx context.Context, cfg *Config, args []string, stdout, stderr io.
 		fmt.Fprintf(stderr, "autoipd: -wait: cannot find my own executable: %v\n", err)
 		return ExitFailure
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+	if err := prepareStateDir(cfg.StateDir); err != nil {
 		fmt.Fprintf(stderr, "autoipd: state directory: %v\n", err)
 		return ExitFailure
 	}
 	logPath := cfg.path(".log")
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	logf, err := openRegular(logPath, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err == nil {
+		if err = makePrivate(logf, logPath); err != nil {
+			logf.Close()
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "autoipd: -wait: daemon log: %v\n", err)
 		return ExitFailure
@@ -130,15 +135,8 @@ func runWait(ctx context.Context, cfg *Config, args []string, stdout, stderr io.
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	showLog := func() {
-		f, err := os.Open(logPath)
-		if err != nil {
-			return
-		}
-		defer f.Close()
-		if _, err := f.Seek(logStart, io.SeekStart); err == nil {
-			io.Copy(stderr, io.LimitReader(f, 64<<10))
-		}
+	showLog := func() { // through our fd: the path may name something else by now
+		io.Copy(stderr, io.NewSectionReader(logf, logStart, 64<<10))
 	}
 
 	sigc := make(chan os.Signal, 1)
@@ -196,7 +194,8 @@ type daemon struct {
 	st     *stack.Stack
 	client *stack.Client
 	hooks  *hookRunner
-	store  *persist.Async // the state file, written off the protocol path
+	state  *stateFile
+	store  *persist.Async // state, written off the protocol path
 
 	linkMu    sync.Mutex
 	linkReady bool // client attached: link changes go to it
@@ -218,7 +217,7 @@ func runDaemon(ctx context.Context, cfg *Config, stderr io.Writer) int {
 	for _, n := range cfg.Notices {
 		log.Warn(n)
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+	if err := prepareStateDir(cfg.StateDir); err != nil {
 		return fail("state directory", err)
 	}
 	// R25: the lock comes first, before anything touches the TAP.
@@ -233,6 +232,10 @@ func runDaemon(ctx context.Context, cfg *Config, stderr io.Writer) int {
 		return fail("lock", err)
 	}
 	defer lock.release()
+	if h := lock.displaced; h.pid > 0 {
+		log.Warn("the lock file was held by a process of another user, which cannot be an autoipd of ours: replaced it with a 0600 one",
+			"lock", lock.path, "holder_pid", h.pid, "uid", h.uid)
+	}
 
 	d := &daemon{cfg: cfg, log: log, started: time.Now()}
 	if err := d.start(); err != nil {
@@ -294,6 +297,7 @@ func kernelMAC(name string) acd.MAC {
 func (d *daemon) start() error {
 	cfg, log := d.cfg, d.log
 	kmac := kernelMAC(cfg.Iface)
+	storeMACAfterTAP := false
 	switch {
 	case !cfg.MAC.IsZero():
 		d.mac = cfg.MAC
@@ -301,7 +305,11 @@ func (d *daemon) start() error {
 			return fmt.Errorf("-mac %v is the kernel TAP's own MAC; the netstack needs a MAC of its own", d.mac)
 		}
 	default:
-		m, err := loadOrCreateMAC(cfg.path(".mac"), kmac, func(msg string, args ...any) { log.Info(msg, args...) })
+		m, found, err := loadMAC(cfg.path(".mac"), kmac)
+		if err == nil && !found {
+			m, err = newMAC(kmac)
+			storeMACAfterTAP = true // not before we know the TAP is ours
+		}
 		if err != nil {
 			return err
 		}
@@ -328,12 +336,18 @@ func (d *daemon) start() error {
 	if k := kernelMAC(cfg.Iface); !k.IsZero() && k == d.mac {
 		return fmt.Errorf("the netstack MAC %v equals the kernel TAP's MAC; give another -mac or remove %s", d.mac, cfg.path(".mac"))
 	}
+	if storeMACAfterTAP {
+		if err := storeMAC(cfg.path(".mac"), d.mac); err != nil {
+			return err
+		}
+		log.Info("generated the netstack's MAC", "mac", d.mac.String(), "file", cfg.path(".mac"))
+	}
 
 	var ep gvstack.LinkEndpoint = link.Endpoint()
 	if cfg.Pcap != "" || cfg.Verbose {
 		var w io.Writer
 		if cfg.Pcap != "" {
-			f, err := os.OpenFile(cfg.Pcap, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+			f, err := openPcap(cfg.Pcap)
 			if err != nil {
 				return fmt.Errorf("-pcap: %w", err)
 			}
@@ -363,7 +377,8 @@ func (d *daemon) start() error {
 	}
 	// Saves go through a writer goroutine: an fsync on a slow disk must not
 	// hold up conflict handling or probes.
-	d.store = persist.NewAsync(persist.NewFile(cfg.path(".state.json")), func(err error) {
+	d.state = newStateFile(cfg.path(".state.json"), log)
+	d.store = persist.NewAsync(d.state, func(err error) {
 		log.Error("saving state failed", "err", err)
 	})
 	client, err := stack.Attach(st.GVisor(), st.NIC(), st.Shim(), stack.Config{

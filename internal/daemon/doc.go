@@ -35,6 +35,19 @@
 // and report STOP, then exit 0 (R26); SIGHUP re-adds and re-announces the
 // address.
 //
+// # Files
+//
+// The state directory is created 0700 when missing and refused, as sshd's
+// StrictModes does, when another user owns it or can write to it (or to a
+// directory above it that is not sticky). Every file in it is 0600 and
+// opened without following links and without blocking; anything but a
+// regular file of sensible size is refused by path, never read into the
+// log. A bad MAC file stops start-up (a new MAC would change the host's
+// identity and address: fix or remove it, or give -mac); a bad state file
+// is reported at WARN and the daemon starts afresh. The status socket is
+// bound in a private directory, made 0600 and renamed into place, so it
+// is never reachable by others, whatever the umask.
+//
 // # Hooks
 //
 // With -hook PATH, BIND, CONFLICT (a bound address lost to a conflict),

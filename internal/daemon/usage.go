@@ -56,8 +56,13 @@ Long flags:
                      existing TAP, waiting for it to appear)
   -mac MAC           the netstack's MAC address (default: a locally
                      administered one generated once and kept in
-                     STATE-DIR/IFACE.mac; never the kernel TAP's MAC)
-  -state-dir DIR     state, lock, MAC and status socket; default /var/lib/autoipd
+                     STATE-DIR/IFACE.mac; never the kernel TAP's MAC; an
+                     unusable IFACE.mac stops start-up rather than change
+                     the host's identity)
+  -state-dir DIR     state, lock, MAC and status socket; default /var/lib/autoipd;
+                     created 0700 if missing, refused if another user owns
+                     it or can write to it; its files are 0600, and links,
+                     FIFOs and devices in their place are refused
   -hook PATH         run PATH EVENT IFACE ADDRESS on BIND, CONFLICT, UNBIND and
                      STOP (details in AUTOIPD_* environment variables)
   -hook-timeout D    kill a hook still running after D (1ms..1h); default 10s
@@ -66,7 +71,8 @@ Long flags:
                      an address, print the address and exit 0
   -wait-timeout D    with -wait: give up waiting after D (0 = no limit,
                      else 1ms..24h); default 0; the daemon keeps trying
-  -pcap FILE         write every frame of the interface to FILE (pcap)
+  -pcap FILE         write every frame of the interface to FILE (pcap); FILE
+                     must be a regular file of ours with one link, or absent
   -status            print the running daemon's state as JSON and exit
   -seed N            candidate sequence seed, 1..2^64-1 (default: from the MAC)
   -check-interval D  how often the TAP's state is checked (10ms..1m); default 1s
