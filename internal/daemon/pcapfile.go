@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -11,9 +13,10 @@ import (
 // O_TRUNC, it truncates only after checking what it opened: a regular
 // file (no link followed, no FIFO), owned by our user (root must not wipe
 // another user's file), with no other hard link (which could be anyone's
-// file).
+// file), and empty or a pcap capture already (a slip like -pcap
+// /etc/passwd must not wipe a system file).
 func openPcap(path string) (*os.File, error) {
-	f, err := openRegular(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	f, err := openRegular(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -26,6 +29,8 @@ func openPcap(path string) (*os.File, error) {
 		err = &UnsafeFileError{Path: path, Reason: fmt.Sprintf("is owned by uid %d, not by uid %d which autoipd runs as: not overwriting it", st.Uid, os.Geteuid())}
 	case st.Nlink > 1:
 		err = &UnsafeFileError{Path: path, Reason: fmt.Sprintf("has %d hard links: not overwriting a file that is also elsewhere", st.Nlink)}
+	case st.Size > 0 && !isPcap(f):
+		err = &UnsafeFileError{Path: path, Reason: "exists and is not a pcap capture: not overwriting it (remove it, or name another file)"}
 	default:
 		err = f.Truncate(0)
 	}
@@ -34,4 +39,20 @@ func openPcap(path string) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// isPcap reports whether f starts with a pcap magic number (either byte
+// order, micro- or nanosecond timestamps).
+func isPcap(f *os.File) bool {
+	var b [4]byte
+	if _, err := f.ReadAt(b[:], 0); err != nil {
+		return false
+	}
+	m := binary.LittleEndian.Uint32(b[:])
+	for _, magic := range []uint32{pcapMagic, 0xa1b23c4d} {
+		if m == magic || m == bits.ReverseBytes32(magic) {
+			return true
+		}
+	}
+	return false
 }

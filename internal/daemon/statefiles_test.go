@@ -176,8 +176,9 @@ func TestBadStateFileWarnsAndStartsAfresh(t *testing.T) {
 	}
 }
 
-// TestPcapFileChecks: -pcap refuses a FIFO and a file another user owns
-// (truncating it would destroy their data), and truncates our own.
+// TestPcapFileChecks: -pcap refuses a FIFO, a file another user owns
+// (truncating it would destroy their data) and a file of ours that is not
+// a capture (a slip like -pcap /etc/passwd), and rewrites an old capture.
 func TestPcapFileChecks(t *testing.T) {
 	ns := newNS(t)
 	dir := t.TempDir()
@@ -186,17 +187,23 @@ func TestPcapFileChecks(t *testing.T) {
 	foreign := filepath.Join(dir, "foreign.pcap")
 	os.WriteFile(foreign, []byte(secret), 0o644)
 	os.Chown(foreign, 65534, 65534)
-	for _, c := range []struct{ path, want string }{{fifo, "is a FIFO"}, {foreign, "owned by uid 65534"}} {
+	notPcap := filepath.Join(dir, "passwd")
+	os.WriteFile(notPcap, []byte(secret), 0o644)
+	for _, c := range []struct{ path, want string }{{fifo, "is a FIFO"}, {foreign, "owned by uid 65534"}, {notPcap, "not a pcap capture"}} {
 		r := startRun(t, ns, privateStateDir(t), "-pcap", c.path)
 		if code := r.wait(10 * time.Second); code != ExitFailure || !strings.Contains(r.stderr.String(), c.want) {
 			t.Errorf("-pcap %s: exit %d, want 1 and %q:\n%s", c.path, code, c.want, r.stderr.String())
 		}
 	}
-	if b, _ := os.ReadFile(foreign); string(b) != secret {
-		t.Errorf("another user's file was truncated")
+	for _, p := range []string{foreign, notPcap} {
+		if b, _ := os.ReadFile(p); string(b) != secret {
+			t.Errorf("%s was truncated", p)
+		}
 	}
 	own := filepath.Join(dir, "own.pcap")
-	os.WriteFile(own, make([]byte, 100000), 0o644)
+	old := make([]byte, 100000)
+	copy(old, []byte{0xd4, 0xc3, 0xb2, 0xa1}) // an earlier capture
+	os.WriteFile(own, old, 0o644)
 	r := startRun(t, ns, privateStateDir(t), "-pcap", own)
 	r.waitServing()
 	r.stop()
