@@ -32,8 +32,15 @@
 // once, locally administered, never the kernel TAP's) STATE-DIR/IFACE.mac,
 // and STATE-DIR/IFACE.sock answers every connection with the JSON status
 // (autoipd -status). SIGINT and SIGTERM withdraw the address, save state
-// and report STOP, then exit 0 (R26); SIGHUP re-adds and re-announces the
-// address.
+// and report STOP, then exit 0 (R26), or 1 if the state could not be saved
+// (the log says what is lost); SIGHUP re-adds and re-announces the
+// address. Signals are honoured from the first start-up stage on. If the
+// state directory's lock, socket or MAC file disappear while the daemon
+// runs, it puts them back within a -check-interval. A TAP held by another
+// process exits 3 naming it. With -create the TAP autoipd made is brought
+// up; while the link is missing or down, or the engine yields to a routable
+// address, the log (WARN) and -status ("reason") say why and what to do.
+// Fatal errors are written once, in the -log-format.
 //
 // # Files
 //

@@ -152,3 +152,21 @@ func (l *ifaceLock) release() {
 	_ = l.f.Close()
 	l.f = nil
 }
+
+// intact reports whether the lock file at the path is still the one we
+// hold.
+func (l *ifaceLock) intact() bool {
+	fi, err := os.Lstat(l.path)
+	if err != nil {
+		return false
+	}
+	mine, err := l.f.Stat()
+	return err == nil && os.SameFile(fi, mine)
+}
+
+// takeOver replaces the held file by n's (a lock taken anew at the same
+// path after the old file was removed).
+func (l *ifaceLock) takeOver(n *ifaceLock) {
+	l.f.Close()
+	l.f = n.f
+}

@@ -39,6 +39,8 @@ func fileKind(m fs.FileMode) string {
 		return "a block device"
 	case m.IsDir():
 		return "a directory"
+	case m.IsRegular():
+		return "a regular file"
 	}
 	return "not a regular file"
 }

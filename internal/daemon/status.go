@@ -29,7 +29,8 @@ type StatusReport struct {
 	Address      string          `json:"address,omitempty"`    // candidate being probed, or the bound address
 	Configured   string          `json:"configured,omitempty"` // the address on the netstack NIC, if any
 	LinkUp       bool            `json:"link_up"`
-	Conflicts    int             `json:"conflicts"` // the count that drives rate limiting
+	Reason       string          `json:"reason,omitempty"` // why no address is claimed (suspended, link-down)
+	Conflicts    int             `json:"conflicts"`        // the count that drives rate limiting
 	RateLimited  *time.Time      `json:"rate_limited_until,omitempty"`
 	LastConflict *ConflictReport `json:"last_conflict,omitempty"`
 	Counters     Counters        `json:"counters"`
@@ -98,6 +99,7 @@ type statusServer struct {
 
 	mu sync.Mutex
 	ln net.Listener
+	fi os.FileInfo // the socket file, to notice it was removed or replaced
 }
 
 // maxSocketPath is the room in sockaddr_un.sun_path, less the NUL.
@@ -106,14 +108,43 @@ const maxSocketPath = 107
 // listenStatus listens on path, replacing a stale socket there (the caller
 // holds the interface's lock, so no live daemon owns it).
 func listenStatus(path string, report func() StatusReport, log *slog.Logger) (*statusServer, error) {
-	ln, err := listenPrivate(path)
-	if err != nil {
+	s := &statusServer{path: path, report: report, log: log}
+	if err := s.relisten(); err != nil {
 		return nil, err
 	}
-	s := &statusServer{ln: ln, path: path, report: report, log: log}
+	return s, nil
+}
+
+// relisten makes a new socket at the path and serves it, closing the old
+// one (whose file was removed or replaced).
+func (s *statusServer) relisten() error {
+	ln, err := listenPrivate(s.path)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Lstat(s.path)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("status socket %s: %w", s.path, err)
+	}
+	s.mu.Lock()
+	old := s.ln
+	s.ln, s.fi = ln, fi
+	s.mu.Unlock()
 	s.wg.Add(1)
 	go s.serve(ln)
-	return s, nil
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+// intact reports whether the socket file at the path is still ours.
+func (s *statusServer) intact() bool {
+	fi, err := os.Lstat(s.path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return err == nil && os.SameFile(fi, s.fi)
 }
 
 // listenPrivate makes a unix socket at path that only our user can connect

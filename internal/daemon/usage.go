@@ -3,9 +3,9 @@ package daemon
 // Exit codes of Run (and of the autoipd command).
 const (
 	ExitOK          = 0 // success; or stopped by SIGINT/SIGTERM after withdrawing the address
-	ExitFailure     = 1 // runtime failure (TAP, state directory, status socket, ...)
+	ExitFailure     = 1 // runtime failure (TAP, state directory, status socket, ...), or state not saved at stop
 	ExitUsage       = 2 // bad command line: the message names the value and the accepted range
-	ExitLocked      = 3 // another autoipd already manages the interface (its pid is in the message)
+	ExitLocked      = 3 // another autoipd already manages the interface, or another process holds its TAP (the pid is in the message)
 	ExitWaitTimeout = 4 // -wait: no address within -wait-timeout (the daemon keeps trying)
 )
 
@@ -71,8 +71,9 @@ Long flags:
                      an address, print the address and exit 0
   -wait-timeout D    with -wait: give up waiting after D (0 = no limit,
                      else 1ms..24h); default 0; the daemon keeps trying
-  -pcap FILE         write every frame of the interface to FILE (pcap); FILE
-                     must be a regular file of ours with one link, or absent
+  -pcap FILE         write every frame of the interface to FILE (pcap); an
+                     existing FILE must be an earlier capture: a regular
+                     file of ours with one link
   -status            print the running daemon's state as JSON and exit
   -seed N            candidate sequence seed, 1..2^64-1 (default: from the MAC)
   -check-interval D  how often the TAP's state is checked (10ms..1m); default 1s
@@ -80,13 +81,23 @@ Long flags:
                      "ifconfig en0 alias 10.0.0.1" (repeatable)
 
 Signals: SIGINT and SIGTERM withdraw the address, save state, run the STOP
-hook and exit 0. SIGHUP adds the address back if it was removed and
-announces it again.
+hook and exit 0; while a hook runs the log says which one it waits for,
+and a second SIGINT or SIGTERM kills it (with its process group) and exits
+at once. Both are honoured during start-up too. SIGHUP adds the address
+back if it was removed and announces it again.
+
+With -create, autoipd brings up the TAP it created; a TAP it did not create
+is waited for while it is missing or down, and the log and -status
+("reason") say so, as they say why the daemon stays "suspended".
 
 Exit codes:
   0  success (or stopped by SIGINT/SIGTERM)
-  1  runtime failure
+  1  runtime failure; also at stop when the state could not be saved (the
+     log says what was lost)
   2  bad command line
-  3  another autoipd already manages this interface
+  3  another autoipd already manages this interface, or another process
+     holds its TAP (the message names the pid)
   4  -wait timed out (the daemon keeps running and trying)
+
+Errors are written once, in the -log-format (a JSON object with json).
 `
