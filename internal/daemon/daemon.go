@@ -397,6 +397,10 @@ func (d *daemon) start() error {
 	if errors.Is(err, syscall.EBUSY) {
 		return &TAPBusyError{Iface: cfg.Iface, Holders: tapHolders(cfg.Iface), Err: err}
 	}
+	if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
+		return fmt.Errorf("TAP %s: %w (unprivileged, autoipd needs /dev/net/tun usable by its user and a TAP made for it: ip tuntap add dev %s mode tap user %d)",
+			cfg.Iface, err, cfg.Iface, os.Geteuid())
+	}
 	if err != nil {
 		return fmt.Errorf("TAP %s: %w", cfg.Iface, err)
 	}
