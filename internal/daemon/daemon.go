@@ -276,7 +276,7 @@ func runDaemon(ctx context.Context, cfg *Config, stderr io.Writer) int {
 	d.shutdownHooks(hctx)
 	cancel()
 	d.shutdown()
-	if err, st := d.state.lost(); err != nil {
+	if st, err := d.state.lost(); err != nil {
 		log.Error("state not saved at stop: "+err.Error(), "lost", describeLost(st), "file", d.state.path, "exit", ExitFailure)
 		return ExitFailure
 	}

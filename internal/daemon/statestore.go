@@ -92,10 +92,10 @@ func (s *stateFile) Save(st autoip.SavedState) error {
 	return err
 }
 
-// lost returns the error of the last Save and the state it failed to
-// write, or nil.
-func (s *stateFile) lost() (error, autoip.SavedState) {
+// lost returns the state the last Save failed to write and its error, or
+// a nil error when the last Save succeeded.
+func (s *stateFile) lost() (autoip.SavedState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.saveErr, s.unsaved
+	return s.unsaved, s.saveErr
 }
