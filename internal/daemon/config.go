@@ -79,6 +79,7 @@ func usageErrorf(format string, a ...any) error {
 // oOptions is a parsed lsm-autoip option string; the *Set fields tell
 // options that were given from defaults.
 type oOptions struct {
+	given    map[string]string // option -> its item ("if=en0"), to refuse a second, different one
 	iface    string
 	ip       netip.Addr
 	debug    bool
@@ -94,15 +95,26 @@ type oOptions struct {
 var oOptionNames = []string{"if", "ip", "debug", "abandon", "delay", "force", "old", "route"}
 
 // parseOptions parses lsm-autoip's option string "if=en0,ip=...,debug,...".
-// Empty items (a trailing comma) are ignored; a repeated option takes its
-// last value.
+// Empty items (a trailing comma) are ignored, but a string without any
+// option is refused (an empty -o used to wait for en0 for ever). An option
+// given again (here or in an earlier string parsed into o) must have the
+// same value.
 func parseOptions(s string, o *oOptions) error {
+	if o.given == nil {
+		o.given = map[string]string{}
+	}
+	items := 0
 	for _, item := range strings.Split(s, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
 			continue
 		}
+		items++
 		key, val, hasVal := strings.Cut(item, "=")
+		if prev, ok := o.given[key]; ok && prev != item {
+			return fmt.Errorf("options %q and %q conflict: give it once", prev, item)
+		}
+		o.given[key] = item
 		noValue := func() error {
 			if hasVal {
 				return fmt.Errorf("option %q: %s takes no value", item, key)
@@ -161,6 +173,9 @@ func parseOptions(s string, o *oOptions) error {
 		default:
 			return fmt.Errorf("option %q is unknown; known options: %s", key, strings.Join(oOptionNames, ", "))
 		}
+	}
+	if items == 0 {
+		return fmt.Errorf("%q holds no option: give at least one, like -o if=IFACE", s)
 	}
 	return nil
 }
@@ -354,6 +369,7 @@ func flagSet(cfg *Config, oStrings *[]string, addrs *[]netip.Prefix) *flag.FlagS
 		*addrs = append(*addrs, p)
 		return nil
 	})
+	refuseConflictingRepeats(fs)
 	return fs
 }
 

@@ -94,7 +94,8 @@ func TestParseGood(t *testing.T) {
 		{"-o trailing comma", []string{"-o", "if=tap0,debug,"}, func(c *Config) { c.Verbose = true }, oBase},
 		{"-o attached", []string{"-oif=tap0,delay=50"}, func(c *Config) { c.QNX.DelayMS = 50 }, oBase},
 		{"-o repeated", []string{"-o", "if=tap0", "-o", "delay=30"}, func(c *Config) { c.QNX.DelayMS = 30 }, oBase},
-		{"-o last wins", []string{"-o", "if=tap0,delay=30,delay=40"}, func(c *Config) { c.QNX.DelayMS = 40 }, oBase},
+		{"-o same value twice", []string{"-o", "if=tap0,delay=30,delay=30", "-o", "if=tap0,debug,debug"}, func(c *Config) { c.QNX.DelayMS, c.Verbose = 30, true }, oBase},
+		{"-i same value twice", []string{"-i", "tap0", "-i", "tap0"}, func(*Config) {}, base},
 		{"manual example", []string{"-o", "if=en0,ip=169.254.20.20,debug,delay=200,abandon"}, func(c *Config) {
 			c.Iface, c.Initial, c.Verbose, c.QNX.DelayMS, c.Defend = "en0", ip, true, 200, acd.Abandon
 		}, oBase},
@@ -206,6 +207,17 @@ func TestParseBad(t *testing.T) {
 		{"-o route=1", []string{"-o", "if=tap0,route=1"}, []string{"route=1", "takes no value"}},
 		{"-o missing", []string{"-i", "tap0", "-o"}, []string{"-o"}},
 		{"-i vs if=", []string{"-i", "tap0", "-o", "if=tap1"}, []string{"-i tap0", "if=tap1"}},
+		// Issue 11 item 12: a single-valued option given twice with different
+		// values, and an empty -o, are refused instead of taking the last.
+		{"-i twice", []string{"-i", "a", "-i", "b"}, []string{"-i", `"a"`, `"b"`, "give it once"}},
+		{"-a twice", []string{"-i", "tap0", "-a", "2", "-a", "3"}, []string{"-a", `"2"`, `"3"`}},
+		{"-d then -d=false", []string{"-i", "tap0", "-d", "-d=false"}, []string{"-d", `"false"`}},
+		{"-state-dir twice", []string{"-i", "tap0", "-state-dir", "/a", "-state-dir", "/b"}, []string{"-state-dir", `"/a"`, `"/b"`}},
+		{"-o if twice", []string{"-o", "if=a,if=b"}, []string{"if=a", "if=b", "give it once"}},
+		{"-o delay twice", []string{"-o", "if=tap0,delay=30,delay=40"}, []string{"delay=30", "delay=40"}},
+		{"-o if across -o", []string{"-o", "if=a", "-o", "if=b"}, []string{"if=a", "if=b"}},
+		{"-o empty", []string{"-o", ""}, []string{"-o", "no option"}},
+		{"-o only commas", []string{"-o", " , ,"}, []string{"-o", "no option"}},
 		// Long flags.
 		{"-mac bad", []string{"-i", "tap0", "-mac", "02:00:00:00:00"}, []string{"02:00:00:00:00", "six hex bytes"}},
 		{"-mac multicast", []string{"-i", "tap0", "-mac", "01:00:5e:00:00:01"}, []string{"01:00:5e:00:00:01", "unicast"}},

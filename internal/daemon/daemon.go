@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -38,7 +39,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitOK
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "autoipd: %v\nRun autoipd -h for the flags and their ranges.\n", err)
+		printError(stderr, logFormatIn(args), err.Error(), "hint", "Run autoipd -h for the flags and their ranges.")
 		return ExitUsage
 	}
 	switch {
@@ -84,7 +85,7 @@ func runStatus(cfg *Config, stdout, stderr io.Writer) int {
 	sock := cfg.path(".sock")
 	raw, _, err := queryStatus(sock, 5*time.Second)
 	if err != nil {
-		fmt.Fprintf(stderr, "autoipd: no autoipd answers for interface %s (status socket %s): %v\n", cfg.Iface, sock, err)
+		printError(stderr, cfg.LogFormat, fmt.Sprintf("no autoipd answers for interface %s (status socket %s): %v", cfg.Iface, sock, err))
 		return ExitFailure
 	}
 	stdout.Write(raw)
@@ -98,24 +99,29 @@ func runStatus(cfg *Config, stdout, stderr io.Writer) int {
 func runWait(ctx context.Context, cfg *Config, args []string, stdout, stderr io.Writer) int {
 	exe, err := os.Executable()
 	if err != nil {
-		fmt.Fprintf(stderr, "autoipd: -wait: cannot find my own executable: %v\n", err)
+		printError(stderr, cfg.LogFormat, fmt.Sprintf("-wait: cannot find my own executable: %v", err))
 		return ExitFailure
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
-		fmt.Fprintf(stderr, "autoipd: state directory: %v\n", err)
+	if err := prepareStateDir(cfg.StateDir); err != nil {
+		printError(stderr, cfg.LogFormat, fmt.Sprintf("state directory: %v", err))
 		return ExitFailure
 	}
 	logPath := cfg.path(".log")
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	logf, err := openRegular(logPath, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err == nil {
+		if err = makePrivate(logf, logPath); err != nil {
+			logf.Close()
+		}
+	}
 	if err != nil {
-		fmt.Fprintf(stderr, "autoipd: -wait: daemon log: %v\n", err)
+		printError(stderr, cfg.LogFormat, fmt.Sprintf("-wait: daemon log: %v", err))
 		return ExitFailure
 	}
 	defer logf.Close()
 	logStart, _ := logf.Seek(0, io.SeekEnd)
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
-		fmt.Fprintf(stderr, "autoipd: -wait: %v\n", err)
+		printError(stderr, cfg.LogFormat, fmt.Sprintf("-wait: %v", err))
 		return ExitFailure
 	}
 	defer devnull.Close()
@@ -125,20 +131,13 @@ func runWait(ctx context.Context, cfg *Config, args []string, stdout, stderr io.
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		fmt.Fprintf(stderr, "autoipd: -wait: start daemon: %v\n", err)
+		printError(stderr, cfg.LogFormat, fmt.Sprintf("-wait: start daemon: %v", err))
 		return ExitFailure
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	showLog := func() {
-		f, err := os.Open(logPath)
-		if err != nil {
-			return
-		}
-		defer f.Close()
-		if _, err := f.Seek(logStart, io.SeekStart); err == nil {
-			io.Copy(stderr, io.LimitReader(f, 64<<10))
-		}
+	showLog := func() { // through our fd: the path may name something else by now
+		io.Copy(stderr, io.NewSectionReader(logf, logStart, 64<<10))
 	}
 
 	sigc := make(chan os.Signal, 1)
@@ -161,18 +160,18 @@ func runWait(ctx context.Context, cfg *Config, args []string, stdout, stderr io.
 			if code <= 0 {
 				code = ExitFailure
 			}
-			fmt.Fprintf(stderr, "autoipd: the daemon for %s exited (code %d) before it held an address\n", cfg.Iface, code)
+			printError(stderr, cfg.LogFormat, fmt.Sprintf("the daemon for %s exited (code %d) before it held an address", cfg.Iface, code))
 			return code
 		case <-deadline:
-			fmt.Fprintf(stderr, "autoipd: no address on %s within %v; the daemon (pid %d) keeps trying (log: %s)\n", cfg.Iface, cfg.WaitTimeout, cmd.Process.Pid, logPath)
+			printError(stderr, cfg.LogFormat, fmt.Sprintf("no address on %s within %v; the daemon (pid %d) keeps trying (log: %s)", cfg.Iface, cfg.WaitTimeout, cmd.Process.Pid, logPath))
 			return ExitWaitTimeout
 		case sig := <-sigc:
 			_ = cmd.Process.Signal(syscall.SIGTERM)
-			fmt.Fprintf(stderr, "autoipd: interrupted by %v while waiting; stopped the daemon (pid %d)\n", sig, cmd.Process.Pid)
+			printError(stderr, cfg.LogFormat, fmt.Sprintf("interrupted by %v while waiting; stopped the daemon (pid %d)", sig, cmd.Process.Pid))
 			return ExitFailure
 		case <-ctx.Done():
 			_ = cmd.Process.Signal(syscall.SIGTERM)
-			fmt.Fprintf(stderr, "autoipd: %v while waiting; stopped the daemon (pid %d)\n", ctx.Err(), cmd.Process.Pid)
+			printError(stderr, cfg.LogFormat, fmt.Sprintf("%v while waiting; stopped the daemon (pid %d)", ctx.Err(), cmd.Process.Pid))
 			return ExitFailure
 		case <-tick.C:
 			_, r, err := queryStatus(sock, time.Second)
@@ -196,7 +195,15 @@ type daemon struct {
 	st     *stack.Stack
 	client *stack.Client
 	hooks  *hookRunner
-	store  *persist.Async // the state file, written off the protocol path
+	state  *stateFile
+	store  *persist.Async // state, written off the protocol path
+
+	startup   *startupWatch
+	lock      *ifaceLock
+	srv       *statusServer
+	ifctl     *ifControl
+	repairMu  sync.Mutex
+	repairErr string // last repairStateDir error logged
 }
 
 // runDaemon runs the daemon in the foreground until ctx ends or a signal
@@ -207,43 +214,30 @@ func runDaemon(ctx context.Context, cfg *Config, stderr io.Writer) int {
 	defer signal.Stop(sigc)
 
 	log := newLogger(cfg, stderr)
-	fail := func(what string, err error) int {
-		log.Error(what, "err", err)
-		fmt.Fprintf(stderr, "autoipd: %s: %v\n", what, err)
-		return ExitFailure
+	// A fatal error is logged once, in the log's format.
+	fail := func(code int, err error) int {
+		log.Error(err.Error(), "exit", code)
+		return code
 	}
 	for _, n := range cfg.Notices {
 		log.Warn(n)
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
-		return fail("state directory", err)
-	}
-	// R25: the lock comes first, before anything touches the TAP.
-	lock, err := lockIface(cfg.path(".lock"), cfg.Iface)
-	var locked *LockedError
-	if errors.As(err, &locked) {
-		log.Error("another instance holds the interface", "pid", locked.PID, "lock", locked.Path)
-		fmt.Fprintf(stderr, "autoipd: %v\n", err)
-		return ExitLocked
-	}
+	d := &daemon{cfg: cfg, log: log, started: time.Now(), startup: watchStartup(ctx, sigc, log)}
+	code, err := d.startAll()
+	reason := d.startup.end()
 	if err != nil {
-		return fail("lock", err)
-	}
-	defer lock.release()
-
-	d := &daemon{cfg: cfg, log: log, started: time.Now()}
-	if err := d.start(); err != nil {
 		d.shutdown()
-		return fail("start", err)
+		d.lock.release()
+		return fail(code, err)
 	}
-	srv, err := listenStatus(cfg.path(".sock"), d.report, log)
-	if err != nil {
-		d.stop("status socket failed")
-		d.shutdown()
-		return fail("status", err)
+	defer d.lock.release()
+	guardStop, guardDone := make(chan struct{}), make(chan struct{})
+	interval := cfg.CheckInterval
+	if interval == 0 {
+		interval = tap.DefaultCheckInterval
 	}
+	go d.guardStateDir(interval, guardStop, guardDone)
 
-	reason := ""
 	for reason == "" {
 		select {
 		case <-ctx.Done():
@@ -256,24 +250,90 @@ func runDaemon(ctx context.Context, cfg *Config, stderr io.Writer) int {
 			reason = sig.String()
 		}
 	}
+	close(guardStop)
+	<-guardDone
+	d.repairStateDir() // so that the last save has a directory to go to
 	d.stop(reason)
-	srv.close()
-	// A second SIGINT/SIGTERM stops waiting for queued hooks.
+	d.srv.close()
+	// A second SIGINT/SIGTERM stops waiting for hooks (the state is saved).
 	hctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		select {
-		case sig := <-sigc:
-			if sig != syscall.SIGHUP {
-				cancel()
+		for {
+			select {
+			case sig := <-sigc:
+				if sig != syscall.SIGHUP {
+					cancel()
+					return
+				}
+			case <-hctx.Done():
+				return
 			}
-		case <-hctx.Done():
 		}
 	}()
 	d.shutdownHooks(hctx)
 	cancel()
 	d.shutdown()
+	if st, err := d.state.lost(); err != nil {
+		log.Error("state not saved at stop: "+err.Error(), "lost", describeLost(st), "file", d.state.path, "exit", ExitFailure)
+		return ExitFailure
+	}
 	log.Info("autoipd stopped", "reason", reason)
 	return ExitOK
+}
+
+// startAll runs the start-up stages: state directory, lock (R25: before
+// anything touches the TAP), start, status socket. On failure it returns
+// the exit code and the error, which names what failed.
+func (d *daemon) startAll() (int, error) {
+	cfg, log := d.cfg, d.log
+	d.startup.enter("state directory")
+	if err := prepareStateDir(cfg.StateDir); err != nil {
+		return ExitFailure, err
+	}
+	d.startup.enter("lock")
+	lock, err := lockIface(cfg.path(".lock"), cfg.Iface)
+	var locked *LockedError
+	if errors.As(err, &locked) {
+		return ExitLocked, err
+	}
+	if err != nil {
+		return ExitFailure, err
+	}
+	d.lock = lock
+	if h := lock.displaced; h.pid > 0 {
+		log.Warn("the lock file was held by a process of another user, which cannot be an autoipd of ours: replaced it with a 0600 one",
+			"lock", lock.path, "holder_pid", h.pid, "uid", h.uid)
+	}
+	if err := d.start(); err != nil {
+		var busy *TAPBusyError
+		if errors.As(err, &busy) {
+			return ExitLocked, err
+		}
+		return ExitFailure, err
+	}
+	d.startup.enter("status socket")
+	srv, err := listenStatus(cfg.path(".sock"), d.report, log)
+	if err != nil {
+		d.stop("status socket failed")
+		return ExitFailure, err
+	}
+	d.srv = srv
+	return ExitOK, nil
+}
+
+// describeLost says what a failed final save loses.
+func describeLost(st autoip.SavedState) string {
+	var lost []string
+	if st.Addr.IsValid() {
+		lost = append(lost, "the last address "+st.Addr.String()+" (the next start will not try it first)")
+	}
+	if st.Conflicts > 0 || !st.LastAttempt.IsZero() {
+		lost = append(lost, fmt.Sprintf("the conflict count (%d) and the time of the last attempt (rate limiting will not carry over the restart)", st.Conflicts))
+	}
+	if len(lost) == 0 {
+		return "nothing the next start needs (no address held, no conflicts)"
+	}
+	return strings.Join(lost, "; ")
 }
 
 // kernelMAC returns the MAC of the kernel side of interface name, or zero.
@@ -290,7 +350,9 @@ func kernelMAC(name string) acd.MAC {
 // static addresses.
 func (d *daemon) start() error {
 	cfg, log := d.cfg, d.log
+	d.startup.enter("MAC")
 	kmac := kernelMAC(cfg.Iface)
+	storeMACAfterTAP := false
 	switch {
 	case !cfg.MAC.IsZero():
 		d.mac = cfg.MAC
@@ -298,7 +360,11 @@ func (d *daemon) start() error {
 			return fmt.Errorf("-mac %v is the kernel TAP's own MAC; the netstack needs a MAC of its own", d.mac)
 		}
 	default:
-		m, err := loadOrCreateMAC(cfg.path(".mac"), kmac, func(msg string, args ...any) { log.Info(msg, args...) })
+		m, found, err := loadMAC(cfg.path(".mac"), kmac)
+		if err == nil && !found {
+			m, err = newMAC(kmac)
+			storeMACAfterTAP = true // not before we know the TAP is ours
+		}
 		if err != nil {
 			return err
 		}
@@ -311,6 +377,13 @@ func (d *daemon) start() error {
 		d.hooks = newHookRunner(cfg.Hook, cfg.Iface, cfg.HookTimeout, log)
 	}
 
+	d.startup.enter("TAP")
+	ifctl, err := newIfControl()
+	if err != nil {
+		return err
+	}
+	d.ifctl = ifctl
+	_, existed, _ := ifctl.flags(cfg.Iface)
 	link, err := tap.NewLink(tap.LinkConfig{
 		Device:        tap.Config{Name: cfg.Iface, Create: cfg.Create},
 		MAC:           tcpip.LinkAddress(d.mac[:]),
@@ -318,19 +391,34 @@ func (d *daemon) start() error {
 		OnLinkChange:  d.onLinkChange,
 		Logger:        log,
 	})
+	if errors.Is(err, syscall.EBUSY) {
+		return &TAPBusyError{Iface: cfg.Iface, Holders: tapHolders(cfg.Iface), Err: err}
+	}
+	if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
+		return fmt.Errorf("TAP %s: %w (unprivileged, autoipd needs /dev/net/tun usable by its user and a TAP made for it: ip tuntap add dev %s mode tap user %d)",
+			cfg.Iface, err, cfg.Iface, os.Geteuid())
+	}
 	if err != nil {
 		return fmt.Errorf("TAP %s: %w", cfg.Iface, err)
 	}
 	d.link = link
+	d.explainLink(cfg.Create && !existed)
 	if k := kernelMAC(cfg.Iface); !k.IsZero() && k == d.mac {
 		return fmt.Errorf("the netstack MAC %v equals the kernel TAP's MAC; give another -mac or remove %s", d.mac, cfg.path(".mac"))
 	}
+	if storeMACAfterTAP {
+		if err := storeMAC(cfg.path(".mac"), d.mac); err != nil {
+			return err
+		}
+		log.Info("generated the netstack's MAC", "mac", d.mac.String(), "file", cfg.path(".mac"))
+	}
 
 	var ep gvstack.LinkEndpoint = link.Endpoint()
+	d.startup.enter("pcap")
 	if cfg.Pcap != "" || cfg.Verbose {
 		var w io.Writer
 		if cfg.Pcap != "" {
-			f, err := os.OpenFile(cfg.Pcap, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+			f, err := openPcap(cfg.Pcap)
 			if err != nil {
 				return fmt.Errorf("-pcap: %w", err)
 			}
@@ -347,6 +435,7 @@ func (d *daemon) start() error {
 	if err != nil {
 		return err
 	}
+	d.startup.enter("netstack and saved state")
 	st, err := stack.New(stack.Options{Link: ep, NICName: cfg.Iface})
 	if err != nil {
 		return fmt.Errorf("netstack: %w", err)
@@ -360,7 +449,8 @@ func (d *daemon) start() error {
 	}
 	// Saves go through a writer goroutine: an fsync on a slow disk must not
 	// hold up conflict handling or probes.
-	d.store = persist.NewAsync(persist.NewFile(cfg.path(".state.json")), func(err error) {
+	d.state = newStateFile(cfg.path(".state.json"), log)
+	d.store = persist.NewAsync(d.state, func(err error) {
 		log.Error("saving state failed", "err", err)
 	})
 	log.Info("autoipd starting", "pid", os.Getpid(), "mac", d.mac.String(), "initial", addrString(cfg.Initial),
@@ -414,6 +504,9 @@ func (d *daemon) onEvent(ev autoip.Event) {
 // nothing polls).
 func (d *daemon) onState(from, to autoip.State, addr netip.Addr) {
 	d.log.Info("state", "from", from.String(), "to", to.String(), "addr", addrString(addr), "link_up", d.link.Up())
+	if to == autoip.StateSuspended {
+		d.log.Warn("not claiming a link-local address: " + d.suspendedReason())
+	}
 }
 
 // reannounce handles SIGHUP.
@@ -471,6 +564,7 @@ func (d *daemon) shutdown() {
 		d.hooks.close(ctx)
 		cancel()
 	}
+	d.ifctl.close()
 }
 
 // report builds the status report.
@@ -483,7 +577,14 @@ func (d *daemon) report() StatusReport {
 	if seed == 0 {
 		seed = autoip.SeedFromMAC(d.mac)
 	}
-	return buildReport(d.cfg.Iface, d.started, d.mac.String(), seed, d.client.Status(), d.link.Stats(), d.link.Up(), captured)
+	r := buildReport(d.cfg.Iface, d.started, d.mac.String(), seed, d.client.Status(), d.link.Stats(), d.link.Up(), captured)
+	switch r.State {
+	case autoip.StateSuspended.String():
+		r.Reason = d.suspendedReason()
+	case autoip.StateLinkDown.String():
+		r.Reason = d.ifctl.linkReason(d.cfg.Iface)
+	}
+	return r
 }
 
 // closeOnceFile is the pcap file: writes after Close fail quietly (the

@@ -32,8 +32,28 @@
 // once, locally administered, never the kernel TAP's) STATE-DIR/IFACE.mac,
 // and STATE-DIR/IFACE.sock answers every connection with the JSON status
 // (autoipd -status). SIGINT and SIGTERM withdraw the address, save state
-// and report STOP, then exit 0 (R26); SIGHUP re-adds and re-announces the
-// address.
+// and report STOP, then exit 0 (R26), or 1 if the state could not be saved
+// (the log says what is lost); SIGHUP re-adds and re-announces the
+// address. Signals are honoured from the first start-up stage on. If the
+// state directory's lock, socket or MAC file disappear while the daemon
+// runs, it puts them back within a -check-interval. A TAP held by another
+// process exits 3 naming it. With -create the TAP autoipd made is brought
+// up; while the link is missing or down, or the engine yields to a routable
+// address, the log (WARN) and -status ("reason") say why and what to do.
+// Fatal errors are written once, in the -log-format.
+//
+// # Files
+//
+// The state directory is created 0700 when missing and refused, as sshd's
+// StrictModes does, when another user owns it or can write to it (or to a
+// directory above it that is not sticky). Every file in it is 0600 and
+// opened without following links and without blocking; anything but a
+// regular file of sensible size is refused by path, never read into the
+// log. A bad MAC file stops start-up (a new MAC would change the host's
+// identity and address: fix or remove it, or give -mac); a bad state file
+// is reported at WARN and the daemon starts afresh. The status socket is
+// bound in a private directory, made 0600 and renamed into place, so it
+// is never reachable by others, whatever the umask.
 //
 // # Hooks
 //
@@ -44,7 +64,12 @@
 // and, for CONFLICT, AUTOIPD_CONFLICT_MAC, AUTOIPD_PACKET_KIND and
 // AUTOIPD_PHASE (UNBIND: AUTOIPD_REASON) in the environment. Hooks run one
 // at a time, in order, on their own goroutine fed by a queue, so the engine
-// never waits for one; each is killed (with its process group) after
-// -hook-timeout; their output is logged; a failing or missing hook is
-// logged, never fatal.
+// never waits for one. Each runs in a process group of its own, which is
+// killed when the hook exits (whatever it left running in the background
+// dies with it: a hook that means to start a service must detach it with
+// setsid), after -hook-timeout, and when a second SIGINT/SIGTERM cuts the
+// shutdown short; while shutdown waits for a hook it says so every two
+// seconds. The first 64 KiB of a hook's stdout and of its stderr are logged
+// line by line; the rest is read, discarded and counted in a "truncated"
+// line. A failing or missing hook is logged, never fatal.
 package daemon

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -50,27 +49,40 @@ type hookCall struct {
 	env   []string // AUTOIPD_* variables
 }
 
-// hookOutputLimit bounds what is kept of a hook's stdout and stderr each.
-const hookOutputLimit = 64 << 10
+// hookWaitLogInterval is how often shutdown says which hook it waits for.
+const hookWaitLogInterval = 2 * time.Second
 
 // hookRunner runs the hook for queued events one at a time, in order, on its
-// own goroutine, so that the engine never waits for a hook.
+// own goroutine, so that the engine never waits for a hook. Each hook runs
+// in a process group of its own, which is killed when the hook ends, times
+// out or is cut short at shutdown (see contain).
 type hookRunner struct {
 	path    string
 	iface   string
 	timeout time.Duration
 	log     *slog.Logger
 
-	mu     sync.Mutex
-	queue  []hookCall
-	closed bool
-	wake   chan struct{}
-	done   chan struct{}
+	mu      sync.Mutex
+	queue   []hookCall
+	closed  bool
+	running *runningHook // nil between hooks
+	wake    chan struct{}
+	done    chan struct{}
+
+	abort     chan struct{} // closed when shutdown stops waiting
+	abortOnce sync.Once
+}
+
+// runningHook describes the hook being run, for the shutdown log.
+type runningHook struct {
+	event   string
+	pid     int
+	started time.Time
 }
 
 func newHookRunner(path, iface string, timeout time.Duration, log *slog.Logger) *hookRunner {
 	h := &hookRunner{path: path, iface: iface, timeout: timeout, log: log,
-		wake: make(chan struct{}, 1), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), done: make(chan struct{}), abort: make(chan struct{})}
 	go h.loop()
 	return h
 }
@@ -85,6 +97,10 @@ func (h *hookRunner) enqueue(c hookCall) {
 	}
 	h.queue = append(h.queue, c)
 	h.mu.Unlock()
+	h.poke()
+}
+
+func (h *hookRunner) poke() {
 	select {
 	case h.wake <- struct{}{}:
 	default:
@@ -92,20 +108,59 @@ func (h *hookRunner) enqueue(c hookCall) {
 }
 
 // close stops accepting calls and waits until the queued ones have run (each
-// bounded by the timeout) or ctx ends.
+// bounded by the timeout), saying every hookWaitLogInterval which hook it
+// waits for. When ctx ends first (a second SIGINT/SIGTERM), it kills the
+// running hook's process group, drops the queued calls and returns.
 func (h *hookRunner) close(ctx context.Context) {
 	h.mu.Lock()
 	h.closed = true
 	h.mu.Unlock()
-	select {
-	case h.wake <- struct{}{}:
-	default:
+	h.poke()
+	tick := time.NewTicker(hookWaitLogInterval)
+	defer tick.Stop()
+	for {
+		h.logWaiting()
+		select {
+		case <-h.done:
+			return
+		case <-tick.C:
+		case <-ctx.Done():
+			h.stopNow(ctx.Err())
+			return
+		}
 	}
+}
+
+// logWaiting says which hook shutdown is waiting for, if one runs.
+func (h *hookRunner) logWaiting() {
+	h.mu.Lock()
+	r, queued := h.running, len(h.queue)
+	h.mu.Unlock()
+	if r == nil {
+		return
+	}
+	h.log.Info("waiting for hook", "hook", h.path, "event", r.event, "pid", r.pid,
+		"running_for", time.Since(r.started).Round(time.Millisecond), "timeout", h.timeout, "queued", queued,
+		"hint", "a second SIGINT or SIGTERM stops at once")
+}
+
+// stopNow kills the running hook's group, drops the queue and waits a
+// little for the runner to finish.
+func (h *hookRunner) stopNow(why error) {
+	h.mu.Lock()
+	var dropped []string
+	for _, c := range h.queue {
+		dropped = append(dropped, c.event)
+	}
+	h.queue = nil
+	h.mu.Unlock()
+	h.abortOnce.Do(func() { close(h.abort) })
 	select {
 	case <-h.done:
-	case <-ctx.Done():
-		h.log.Warn("gave up waiting for hooks at shutdown", "err", ctx.Err())
+	case <-time.After(5 * time.Second): // a hook stuck in the kernel: do not hang the exit on it
 	}
+	h.log.Warn("gave up waiting for hooks at shutdown: killed the running hook's process group",
+		"err", why, "dropped_queued", len(dropped), "dropped", dropped)
 }
 
 func (h *hookRunner) loop() {
@@ -129,43 +184,39 @@ func (h *hookRunner) loop() {
 	}
 }
 
-// limitedBuffer keeps the first hookOutputLimit bytes written to it.
-type limitedBuffer struct {
-	bytes.Buffer
-	dropped int
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if room := hookOutputLimit - b.Len(); room < len(p) {
-		if room > 0 {
-			b.Buffer.Write(p[:room])
-		}
-		b.dropped += len(p) - max(room, 0)
-		return len(p), nil
-	}
-	return b.Buffer.Write(p)
+func (h *hookRunner) setRunning(r *runningHook) {
+	h.mu.Lock()
+	h.running = r
+	h.mu.Unlock()
 }
 
 // run executes the hook directly (no shell) as PATH EVENT IFACE ADDRESS, in
-// its own process group, killing the group on timeout. Failures are logged.
+// its own process group (see contain). Failures are logged.
 func (h *hookRunner) run(c hookCall) {
-	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, h.path, c.event, h.iface, c.addr)
+	select {
+	case <-h.abort:
+		return
+	default:
+	}
+	cmd := exec.Command(h.path, c.event, h.iface, c.addr)
 	cmd.Env = append(hookBaseEnv(), c.env...)
-	cmd.Stdin = nil
 	var stdout, stderr limitedBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error {
-		// The whole group: a hook script's children die with it.
-		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	cmd.WaitDelay = time.Second // children that keep stdout open do not hold us
+	// A process that left the group (setsid) and keeps our pipes open does
+	// not hold us for longer than this.
+	cmd.WaitDelay = time.Second
 	start := time.Now()
-	err := cmd.Run()
-	took := time.Since(start).Round(time.Millisecond)
-	attrs := []any{"hook", h.path, "event", c.event, "addr", c.addr, "took", took}
+	attrs := []any{"hook", h.path, "event", c.event, "addr", c.addr}
+	if err := cmd.Start(); err != nil {
+		h.log.Warn("hook could not be run", append(attrs, "err", err)...)
+		return
+	}
+	h.setRunning(&runningHook{event: c.event, pid: cmd.Process.Pid, started: start})
+	ended := contain(cmd.Process.Pid, h.timeout, h.abort)
+	err := cmd.Wait()
+	h.setRunning(nil)
+	attrs = append(attrs, "took", time.Since(start).Round(time.Millisecond))
 	logOutput := func(name string, b *limitedBuffer) {
 		for _, line := range strings.Split(strings.TrimRight(b.String(), "\n"), "\n") {
 			if line != "" {
@@ -173,17 +224,21 @@ func (h *hookRunner) run(c hookCall) {
 			}
 		}
 		if b.dropped > 0 {
-			h.log.Warn("hook "+name+" truncated", append(attrs[:4:4], "dropped_bytes", b.dropped)...)
+			h.log.Warn("hook "+name+" truncated", append(attrs[:4:4], "kept_bytes", hookOutputLimit, "dropped_bytes", b.dropped)...)
 		}
 	}
 	logOutput("stdout", &stdout)
 	logOutput("stderr", &stderr)
 	var exitErr *exec.ExitError
 	switch {
+	case ended == endedByTimeout:
+		h.log.Warn("hook timed out and was killed", append(attrs, "timeout", h.timeout)...)
+	case ended == endedByShutdown:
+		h.log.Warn("hook killed at shutdown", attrs...)
 	case err == nil:
 		h.log.Info("hook ran", attrs...)
-	case ctx.Err() != nil:
-		h.log.Warn("hook timed out and was killed", append(attrs, "timeout", h.timeout)...)
+	case errors.Is(err, exec.ErrWaitDelay):
+		h.log.Warn("hook ran, but a process it started left its process group and keeps its output open", append(attrs, "err", err)...)
 	case errors.As(err, &exitErr):
 		h.log.Warn("hook failed", append(attrs, "exit", exitErr.ExitCode(), "err", err)...)
 	default:

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -28,7 +29,8 @@ type StatusReport struct {
 	Address      string          `json:"address,omitempty"`    // candidate being probed, or the bound address
 	Configured   string          `json:"configured,omitempty"` // the address on the netstack NIC, if any
 	LinkUp       bool            `json:"link_up"`
-	Conflicts    int             `json:"conflicts"` // the count that drives rate limiting
+	Reason       string          `json:"reason,omitempty"` // why no address is claimed (suspended, link-down)
+	Conflicts    int             `json:"conflicts"`        // the count that drives rate limiting
 	RateLimited  *time.Time      `json:"rate_limited_until,omitempty"`
 	LastConflict *ConflictReport `json:"last_conflict,omitempty"`
 	Counters     Counters        `json:"counters"`
@@ -90,39 +92,99 @@ func buildReport(iface string, started time.Time, mac string, seed uint64, st st
 // statusServer answers every connection on a unix socket with one JSON
 // StatusReport and closes it.
 type statusServer struct {
-	ln     net.Listener
 	path   string
 	report func() StatusReport
 	log    *slog.Logger
 	wg     sync.WaitGroup
+
+	mu sync.Mutex
+	ln net.Listener
+	fi os.FileInfo // the socket file, to notice it was removed or replaced
 }
 
 // maxSocketPath is the room in sockaddr_un.sun_path, less the NUL.
 const maxSocketPath = 107
 
-// listenStatus removes a stale socket at path (the caller holds the
-// interface's lock, so no live daemon owns it) and listens.
+// listenStatus listens on path, replacing a stale socket there (the caller
+// holds the interface's lock, so no live daemon owns it).
 func listenStatus(path string, report func() StatusReport, log *slog.Logger) (*statusServer, error) {
-	if len(path) > maxSocketPath {
-		return nil, fmt.Errorf("status socket path %s is %d bytes, more than the %d a unix socket allows: use a shorter -state-dir", path, len(path), maxSocketPath)
+	s := &statusServer{path: path, report: report, log: log}
+	if err := s.relisten(); err != nil {
+		return nil, err
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale status socket: %w", err)
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("status socket: %w", err)
-	}
-	s := &statusServer{ln: ln, path: path, report: report, log: log}
-	s.wg.Add(1)
-	go s.serve()
 	return s, nil
 }
 
-func (s *statusServer) serve() {
+// relisten makes a new socket at the path and serves it, closing the old
+// one (whose file was removed or replaced).
+func (s *statusServer) relisten() error {
+	ln, err := listenPrivate(s.path)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Lstat(s.path)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("status socket %s: %w", s.path, err)
+	}
+	s.mu.Lock()
+	old := s.ln
+	s.ln, s.fi = ln, fi
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go s.serve(ln)
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+// intact reports whether the socket file at the path is still ours.
+func (s *statusServer) intact() bool {
+	fi, err := os.Lstat(s.path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return err == nil && os.SameFile(fi, s.fi)
+}
+
+// listenPrivate makes a unix socket at path that only our user can connect
+// to, whatever the umask, without a moment when it is reachable with wider
+// permissions: it is bound in a fresh 0700 directory next to path,
+// chmodded 0600 there, then renamed into place (atomically replacing a
+// stale socket). Changing the umask instead would affect every goroutine,
+// and fchmod on a socket before bind does not reach the file bind creates.
+func listenPrivate(path string) (net.Listener, error) {
+	if len(path) > maxSocketPath {
+		return nil, fmt.Errorf("status socket path %s is %d bytes, more than the %d a unix socket allows: use a shorter -state-dir", path, len(path), maxSocketPath)
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".sock")
+	if err != nil {
+		return nil, fmt.Errorf("status socket %s: %w", path, err)
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, "s")
+	if len(tmp) > maxSocketPath {
+		return nil, fmt.Errorf("status socket path %s needs %d bytes while it is made, more than the %d a unix socket allows: use a shorter -state-dir", path, len(tmp), maxSocketPath)
+	}
+	ln, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, fmt.Errorf("status socket %s: %w", path, err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false) // it lives at path now; close removes that
+	if err := os.Chmod(tmp, 0o600); err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("status socket %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+func (s *statusServer) serve(ln net.Listener) {
 	defer s.wg.Done()
 	for {
-		c, err := s.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				s.log.Warn("status socket accept failed; status no longer served", "err", err)
@@ -144,7 +206,9 @@ func (s *statusServer) close() {
 	if s == nil {
 		return
 	}
-	s.ln.Close() // a unix listener removes its socket file on Close
+	s.mu.Lock()
+	s.ln.Close()
+	s.mu.Unlock()
 	s.wg.Wait()
 	_ = os.Remove(s.path)
 }

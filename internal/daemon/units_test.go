@@ -215,44 +215,36 @@ func TestR25_LockRefusesSecondInstance(t *testing.T) {
 	}
 }
 
+// TestMACPersistence: a stored MAC is loaded as it is; a missing file is
+// no error (the caller generates and stores one); an unusable file is
+// refused, never silently replaced (issue 11 item 8).
 func TestMACPersistence(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "tap0.mac")
-	var notes []string
-	note := func(msg string, _ ...any) { notes = append(notes, msg) }
-	m1, err := loadOrCreateMAC(path, acd.MAC{}, note)
+	path := filepath.Join(t.TempDir(), "tap0.mac")
+	if _, found, err := loadMAC(path, acd.MAC{}); found || err != nil {
+		t.Fatalf("missing file: found %v, %v", found, err)
+	}
+	m1, err := newMAC(acd.MAC{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m1.IsUnicast() || m1[0]&0x02 == 0 {
-		t.Errorf("generated MAC %v is not locally administered unicast", m1)
+	if err := storeMAC(path, m1); err != nil {
+		t.Fatal(err)
 	}
-	m2, err := loadOrCreateMAC(path, acd.MAC{}, note)
-	if err != nil || m2 != m1 {
-		t.Errorf("second load gave %v, %v; want %v", m2, err, m1)
+	if m2, found, err := loadMAC(path, acd.MAC{}); !found || err != nil || m2 != m1 {
+		t.Errorf("load gave %v, %v, %v; want %v", m2, found, err, m1)
 	}
-	// The kernel TAP's MAC is never ours.
-	m3, err := loadOrCreateMAC(path, m1, note)
-	if err != nil || m3 == m1 {
-		t.Errorf("with avoid=%v got %v, %v", m1, m3, err)
+	// The kernel TAP's MAC is never ours: refused, not replaced.
+	if _, _, err := loadMAC(path, m1); err == nil || !strings.Contains(err.Error(), "kernel TAP's own MAC") {
+		t.Errorf("stored MAC equal to the kernel's: %v", err)
 	}
-	// A corrupt file is reported and replaced.
-	os.WriteFile(path, []byte("garbage\n"), 0o644)
-	m4, err := loadOrCreateMAC(path, acd.MAC{}, note)
-	if err != nil || !m4.IsUnicast() {
-		t.Errorf("corrupt file: %v, %v", m4, err)
-	}
-	os.WriteFile(path, []byte("01:00:5e:00:00:01\n"), 0o644)
-	if m5, err := loadOrCreateMAC(path, acd.MAC{}, note); err != nil || !m5.IsUnicast() {
-		t.Errorf("multicast in file: %v, %v", m5, err)
-	}
-	if !strings.Contains(strings.Join(notes, "|"), "ignoring unusable MAC file") {
-		t.Errorf("corrupt MAC file not reported: %q", notes)
+	os.WriteFile(path, []byte("garbage\n"), 0o600)
+	if _, _, err := loadMAC(path, acd.MAC{}); err == nil || strings.Contains(err.Error(), "garbage") {
+		t.Errorf("corrupt file: %v; want an error that does not quote the file", err)
 	}
 	for i := 0; i < 200; i++ {
-		m, err := generateMAC()
-		if err != nil || !m.IsUnicast() || m[0]&2 == 0 {
-			t.Fatalf("generateMAC = %v, %v", m, err)
+		m, err := newMAC(m1)
+		if err != nil || !m.IsUnicast() || m[0]&2 == 0 || m == m1 {
+			t.Fatalf("newMAC = %v, %v", m, err)
 		}
 	}
 }

@@ -3,9 +3,9 @@ package daemon
 // Exit codes of Run (and of the autoipd command).
 const (
 	ExitOK          = 0 // success; or stopped by SIGINT/SIGTERM after withdrawing the address
-	ExitFailure     = 1 // runtime failure (TAP, state directory, status socket, ...)
+	ExitFailure     = 1 // runtime failure (TAP, state directory, status socket, ...), or state not saved at stop
 	ExitUsage       = 2 // bad command line: the message names the value and the accepted range
-	ExitLocked      = 3 // another autoipd already manages the interface (its pid is in the message)
+	ExitLocked      = 3 // another autoipd already manages the interface, or another process holds its TAP (the pid is in the message)
 	ExitWaitTimeout = 4 // -wait: no address within -wait-timeout (the daemon keeps trying)
 )
 
@@ -45,15 +45,24 @@ lsm-autoip.so option string (mount -T io-pkt -o ... lsm-autoip.so):
   With -o the default is to coexist with routable addresses (as with -f).
   -o values apply; flags given alongside override them (-s over ip=, -f over
   old, -d=false over abandon); -i and if= must name the same interface.
-  -o may be repeated; later options override earlier ones.
+  -o may be repeated; an option given twice must keep its value, and an
+  empty -o is refused.
+
+Every other flag takes one value: giving it twice with different values is
+refused (-i a -i b is an error, not interface b).
 
 Long flags:
   -create            create the TAP if it is missing (default: attach to an
                      existing TAP, waiting for it to appear)
   -mac MAC           the netstack's MAC address (default: a locally
                      administered one generated once and kept in
-                     STATE-DIR/IFACE.mac; never the kernel TAP's MAC)
-  -state-dir DIR     state, lock, MAC and status socket; default /var/lib/autoipd
+                     STATE-DIR/IFACE.mac; never the kernel TAP's MAC; an
+                     unusable IFACE.mac stops start-up rather than change
+                     the host's identity)
+  -state-dir DIR     state, lock, MAC and status socket; default /var/lib/autoipd;
+                     created 0700 if missing, refused if another user owns
+                     it or can write to it; its files are 0600, and links,
+                     FIFOs and devices in their place are refused
   -hook PATH         run PATH EVENT IFACE ADDRESS on BIND, CONFLICT, UNBIND and
                      STOP (details in AUTOIPD_* environment variables)
   -hook-timeout D    kill a hook still running after D (1ms..1h); default 10s
@@ -62,7 +71,9 @@ Long flags:
                      an address, print the address and exit 0
   -wait-timeout D    with -wait: give up waiting after D (0 = no limit,
                      else 1ms..24h); default 0; the daemon keeps trying
-  -pcap FILE         write every frame of the interface to FILE (pcap)
+  -pcap FILE         write every frame of the interface to FILE (pcap); an
+                     existing FILE must be an earlier capture: a regular
+                     file of ours with one link
   -status            print the running daemon's state as JSON and exit
   -seed N            candidate sequence seed, 1..2^64-1 (default: from the MAC)
   -check-interval D  how often the TAP's state is checked (10ms..1m); default 1s
@@ -70,13 +81,23 @@ Long flags:
                      "ifconfig en0 alias 10.0.0.1" (repeatable)
 
 Signals: SIGINT and SIGTERM withdraw the address, save state, run the STOP
-hook and exit 0. SIGHUP adds the address back if it was removed and
-announces it again.
+hook and exit 0; while a hook runs the log says which one it waits for,
+and a second SIGINT or SIGTERM kills it (with its process group) and exits
+at once. Both are honoured during start-up too. SIGHUP adds the address
+back if it was removed and announces it again.
+
+With -create, autoipd brings up the TAP it created; a TAP it did not create
+is waited for while it is missing or down, and the log and -status
+("reason") say so, as they say why the daemon stays "suspended".
 
 Exit codes:
   0  success (or stopped by SIGINT/SIGTERM)
-  1  runtime failure
+  1  runtime failure; also at stop when the state could not be saved (the
+     log says what was lost)
   2  bad command line
-  3  another autoipd already manages this interface
+  3  another autoipd already manages this interface, or another process
+     holds its TAP (the message names the pid)
   4  -wait timed out (the daemon keeps running and trying)
+
+Errors are written once, in the -log-format (a JSON object with json).
 `

@@ -1,0 +1,101 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/autoip-project/autoip/autoip"
+	"github.com/autoip-project/autoip/autoip/persist"
+)
+
+// stateFileLimit bounds the saved-state file; a real one is ~150 bytes.
+const stateFileLimit = 64 << 10
+
+// stateFile is the daemon's persist.Store: persist.File's format and
+// atomic saves, with a Load that cannot be turned against the daemon (see
+// openRegular; a FIFO used to hang start-up and a link to /dev/zero to
+// exhaust memory), that warns about an unusable file with a reason free of
+// its content, and with the outcome of the last Save kept for the exit
+// code.
+type stateFile struct {
+	path string
+	file *persist.File
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	saveErr error             // the last Save's error
+	unsaved autoip.SavedState // what it failed to write
+}
+
+func newStateFile(path string, log *slog.Logger) *stateFile {
+	return &stateFile{path: path, file: persist.NewFile(path), log: log}
+}
+
+// Load implements persist.Store.
+func (s *stateFile) Load() (autoip.SavedState, error) {
+	st, err := s.load()
+	if err != nil && !errors.Is(err, persist.ErrMissing) {
+		s.log.Warn("ignoring the saved state; starting afresh without the last address and conflict count",
+			"file", s.path, "reason", err.Error())
+	}
+	return st, err
+}
+
+func (s *stateFile) load() (autoip.SavedState, error) {
+	f, err := openRegular(s.path, os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return autoip.SavedState{}, fmt.Errorf("load %s: %w", s.path, persist.ErrMissing)
+	}
+	if err != nil {
+		return autoip.SavedState{}, err
+	}
+	defer f.Close()
+	b, err := readLimited(f, s.path, stateFileLimit)
+	if err != nil {
+		return autoip.SavedState{}, err
+	}
+	// persist.File reads by path only; /proc/self/fd/N reopens the very
+	// file checked above, whatever the path names by now.
+	st, err := persist.NewFile(fmt.Sprintf("/proc/self/fd/%d", f.Fd())).Load()
+	switch {
+	case err == nil:
+		return st, nil
+	case errors.Is(err, persist.ErrEmpty):
+		return st, fmt.Errorf("%s is empty: %w", s.path, persist.ErrEmpty)
+	case errors.Is(err, persist.ErrCorrupt):
+		return st, fmt.Errorf("%s %s: %w", s.path, describeCorrupt(b), persist.ErrCorrupt)
+	}
+	return st, fmt.Errorf("load %s: %w", s.path, err)
+}
+
+// describeCorrupt says what is wrong with a state file persist refused,
+// without quoting it (persist's errors may).
+func describeCorrupt(b []byte) string {
+	var v struct{ Version *int }
+	if json.Unmarshal(b, &v) == nil && v.Version != nil && *v.Version != 1 {
+		return fmt.Sprintf("is format version %d; this autoipd reads version 1", *v.Version)
+	}
+	return fmt.Sprintf("is not saved state this autoipd wrote (%d bytes: invalid JSON, unknown fields or values out of range)", len(b))
+}
+
+// Save implements persist.Store.
+func (s *stateFile) Save(st autoip.SavedState) error {
+	err := s.file.Save(st)
+	s.mu.Lock()
+	s.saveErr, s.unsaved = err, st
+	s.mu.Unlock()
+	return err
+}
+
+// lost returns the state the last Save failed to write and its error, or
+// a nil error when the last Save succeeded.
+func (s *stateFile) lost() (autoip.SavedState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unsaved, s.saveErr
+}
