@@ -3,8 +3,8 @@ package autoip
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"net/netip"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
