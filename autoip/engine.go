@@ -23,6 +23,7 @@ type Engine struct {
 	running   bool
 	linkUp    bool
 	routable  bool
+	held      string // why another address source holds link-local back; "" if none
 	saved     SavedState
 	firstWait bool // the next attempt is the first since (re)start: add LinkUpDelay
 
@@ -128,8 +129,29 @@ func (e *Engine) SetRoutable(now time.Time, present bool) {
 	}
 }
 
+// SetHeld says whether another address source holds link-local back, and
+// why: a DHCP client that is still trying or holds a lease (RFC 3927 §1.9,
+// §2.11: link-local is the fallback), or a DHCP server that said "do not
+// auto-configure" (RFC 2563). While held the engine is suspended like a
+// yielding one: a bound address is withdrawn (EventUnbind with the
+// reason) and nothing is probed; released, it starts again, last address
+// first. An empty reason releases it.
+func (e *Engine) SetHeld(now time.Time, reason string) {
+	if e.held == reason {
+		return
+	}
+	wasHeld := e.held != ""
+	e.held = reason
+	if wasHeld != (reason != "") {
+		e.pauseOrResume(now, reason)
+	}
+}
+
+// Held returns why the engine is held back, or "".
+func (e *Engine) Held() string { return e.held }
+
 func (e *Engine) active() bool {
-	return e.running && e.linkUp && !(e.cfg.YieldToRoutable && e.routable)
+	return e.running && e.linkUp && !(e.cfg.YieldToRoutable && e.routable) && e.held == ""
 }
 
 func (e *Engine) pauseOrResume(now time.Time, reason string) {
@@ -361,7 +383,7 @@ func (e *Engine) state() State {
 		return StateStopped
 	case !e.linkUp:
 		return StateLinkDown
-	case e.cfg.YieldToRoutable && e.routable:
+	case e.cfg.YieldToRoutable && e.routable, e.held != "":
 		return StateSuspended
 	}
 	switch e.det.State() {

@@ -115,6 +115,7 @@ type Event struct {
 	Frame acd.Frame
 	// Until is when the next attempt may start (EventRateLimit).
 	Until time.Time
-	// Reason says why (EventUnbind: "link down" or "routable address").
+	// Reason says why (EventUnbind: "link down", "routable address", or
+	// the reason given to Engine.SetHeld).
 	Reason string
 }

@@ -12,7 +12,7 @@ type State uint8
 const (
 	StateStopped    State = iota // not started or stopped
 	StateLinkDown                // started; waiting for the link
-	StateSuspended               // started; yielding to a routable address
+	StateSuspended               // started; yielding to a routable address or held back by DHCP (Engine.SetHeld)
 	StateWaiting                 // waiting before the first probe (PROBE_WAIT, -t, rate limit)
 	StateProbing                 // probing, or waiting ANNOUNCE_WAIT after the last probe
 	StateAnnouncing              // bound; announcements still going out

@@ -389,7 +389,9 @@ func (c *Client) nak(now time.Time) {
 	}
 	c.lease = Lease{}
 	c.emit(OutSaveLease, Lease{})
-	c.enterInit(now, 0) // RFC 2131 §3.1.4: restart at once
+	// RFC 2131 §3.1.4 says restart; after one retransmission delay, so
+	// that a server refusing every request is not asked in a tight loop.
+	c.enterInit(now, c.cfg.Retransmit)
 }
 
 func (c *Client) ack(now time.Time, m Message, srcHW [6]byte) {

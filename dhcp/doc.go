@@ -35,6 +35,9 @@
 //     REBINDING a retransmission waits half the time left until T2 (or the
 //     lease's end), at least 60 s (§4.4.5).
 //   - A lease that expires is given up at once (EventLeaseLost).
+//   - After a DHCPNAK the client starts again in INIT after one
+//     retransmission delay (4 s), so that a server refusing every request
+//     is not asked in a tight loop.
 //
 // # Coexistence with link-local (RFC 2563)
 //

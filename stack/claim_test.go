@@ -114,9 +114,7 @@ func TestR13_AliasLeavesStaticAddress(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			h := newHub(t)
 			a := h.addHost(hostCfg{cfg: ClientConfig{Engine: autoip.Config{Defend: acd.Abandon}}})
-			if err := a.s.AddAddress(static); err != nil {
-				t.Fatal(err)
-			}
+			a.addStatic(static)
 			h.runUntilBound(time.Minute)
 			ll := a.bound()
 			want := []netip.Prefix{static, netip.PrefixFrom(ll, 16)}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/autoip-project/autoip/autoip"
 	"github.com/autoip-project/autoip/autoip/acd"
 	"github.com/autoip-project/autoip/autoip/persist"
+	"github.com/autoip-project/autoip/dhcp"
 )
 
 // ClientConfig configures a Client.
@@ -55,6 +58,16 @@ type ClientConfig struct {
 	// event, with the address probed or held. Same rules as OnEvent, and
 	// ordered with it.
 	OnState func(from, to autoip.State, addr netip.Addr)
+	// Static lists addresses to manage from the start, as AddAddress with
+	// SourceStatic would (probed first, then configured and defended).
+	Static []netip.Prefix
+	// OnAddressEvent is called for events of the other addresses the
+	// client manages (AddAddress, DHCP). Same rules as OnEvent, and ordered
+	// with it.
+	OnAddressEvent func(AddressEvent)
+	// DHCP, if set, runs a DHCP client on the NIC with link-local as its
+	// fallback; see DHCPConfig.
+	DHCP *DHCPConfig
 	// Logger receives state changes (Info), conflicts (Warn) and per-frame
 	// detail (Debug). Nil discards.
 	Logger *slog.Logger
@@ -96,7 +109,9 @@ type Client struct {
 	log       *slog.Logger
 	onEvent   func(autoip.Event)
 	onState   func(from, to autoip.State, addr netip.Addr)
+	onAddr    func(AddressEvent)
 	stopLink  func()
+	hw        acd.MAC
 
 	mu         sync.Mutex
 	eng        *autoip.Engine
@@ -112,10 +127,22 @@ type Client struct {
 	bound      netip.Addr    // configured on the NIC by us
 	changed    chan struct{} // closed (and replaced) when bound changes or the client closes
 	done       chan struct{} // closed once Close's work has been performed
+	linkUp     bool
+
+	managed []*managed   // other addresses under conflict detection
+	mrng    *rand.Rand   // their detectors' delays
+	dout    []acd.Output // scratch
+
+	dhcp        *dhcp.Client // nil: no DHCP
+	dhcpCfg     *DHCPConfig
+	dhcpOut     []dhcp.Output
+	llReleased  bool      // DHCP coexistence: link-local may run
+	llReleaseAt time.Time // when it may if no lease came; zero: not pending
 
 	// Owned by the performing goroutine.
-	frameBuf []byte
-	routes   routeState
+	frameBuf  []byte
+	routes    routeState
+	ownRoutes map[netip.Addr][]tcpip.Route // routes made for managed addresses
 
 	removing    atomic.Bool // we are removing our address: OnRemoved is ours
 	reclaims    atomic.Uint64
@@ -123,6 +150,7 @@ type Client struct {
 	resets      atomic.Uint64
 	bcastQuery  atomic.Uint64
 	directDrops atomic.Uint64
+	dhcpBad     atomic.Uint64
 }
 
 // Attach makes a Client for NIC nic of s, whose link is shim, and starts
@@ -171,8 +199,14 @@ func Attach(s *gvstack.Stack, nic tcpip.NICID, shim *Shim, cfg ClientConfig) (*C
 	}
 	c := &Client{
 		s: s, nic: nic, shim: shim, clock: s.Clock(), store: cfg.Store, route: cfg.Route,
-		keepConns: cfg.KeepConnections, log: log, onEvent: cfg.OnEvent, onState: cfg.OnState,
-		eng: eng, changed: make(chan struct{}), done: make(chan struct{}),
+		keepConns: cfg.KeepConnections, log: log, onEvent: cfg.OnEvent, onState: cfg.OnState, onAddr: cfg.OnAddressEvent,
+		hw: ecfg.HW, eng: eng, changed: make(chan struct{}), done: make(chan struct{}), linkUp: true,
+		mrng: rand.New(rand.NewPCG(eng.Seed(), autoip.SeedFromMAC(ecfg.HW)^0x6d616e61676564)), // "managed"
+	}
+	if cfg.DHCP != nil {
+		if err := c.newDHCP(cfg.DHCP, c.clock.Now()); err != nil {
+			return nil, fmt.Errorf("autoip attach: %w", err)
+		}
 	}
 	if !shim.claim(c) {
 		return nil, fmt.Errorf("autoip attach: NIC %d: %w", nic, ErrAttached)
@@ -186,12 +220,31 @@ func Attach(s *gvstack.Stack, nic tcpip.NICID, shim *Shim, cfg ClientConfig) (*C
 		// link's real state instead of probing a link that is down.
 		c.stopLink = watch.WatchLinkState(c.SetLink)
 	}
+	for _, p := range cfg.Static {
+		if err := checkManageable(p); err != nil {
+			shim.release(c)
+			if c.stopLink != nil {
+				c.stopLink()
+			}
+			return nil, fmt.Errorf("autoip attach: static address %v: %w", p, err)
+		}
+	}
 	routable := c.routable()
 	c.mu.Lock()
 	now := c.clock.Now()
-	c.eng.SetRoutable(now, routable.IsValid())
+	for _, p := range cfg.Static {
+		if c.findLocked(p.Addr()) == nil {
+			c.startManagedLocked(now, p, SourceStatic)
+		}
+	}
+	c.eng.SetRoutable(now, routable.IsValid() || c.pendingRoutableLocked())
+	c.eng.SetHeld(now, c.llHoldLocked(now))
 	c.eng.Start(now)
-	c.log.Info("autoip started", "nic", nic, "mac", ecfg.HW.String(), "seed", c.eng.Seed(), "link_up", c.eng.State() != autoip.StateLinkDown)
+	if c.dhcp != nil {
+		c.dhcp.SetLink(now, c.linkUp)
+		c.dhcp.Start(now)
+	}
+	c.log.Info("autoip started", "nic", nic, "mac", ecfg.HW.String(), "seed", c.eng.Seed(), "link_up", c.linkUp, "dhcp", c.dhcp != nil)
 	c.queue = append(c.queue, job{kind: jobRoutes})
 	c.flushLocked(now)
 	c.mu.Unlock()
@@ -214,6 +267,16 @@ func (c *Client) Close() error {
 	}
 	now := c.clock.Now()
 	c.eng.Stop(now)
+	if c.dhcp != nil {
+		c.dhcp.Stop(now, !c.dhcpCfg.KeepLease)
+		c.shim.dhcpOn.Store(false)
+	}
+	for _, m := range slices.Clone(c.managed) {
+		// The DHCP client unconfigures its lease itself; static and alias
+		// addresses stay configured (R13: closing the client removes only
+		// its link-local address), no longer watched.
+		c.dropLocked(m)
+	}
 	c.closed = true
 	c.flushLocked(now)
 	c.stopTimerLocked()
@@ -253,7 +316,15 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 // report their state are wired by Attach; call SetLink for others.
 func (c *Client) SetLink(up bool) {
 	c.step(func(now time.Time) {
+		if c.linkUp == up {
+			return
+		}
+		c.linkUp = up
 		c.eng.SetLink(now, up)
+		if c.dhcp != nil {
+			c.dhcp.SetLink(now, up)
+		}
+		c.setLinkManagedLocked(now, up)
 		if !up {
 			c.queue = append(c.queue, job{kind: jobForgetNeighbours})
 		}
@@ -277,7 +348,7 @@ func (c *Client) Reannounce() error {
 func (c *Client) Resync() {
 	routable := c.routable()
 	c.step(func(now time.Time) {
-		c.eng.SetRoutable(now, routable.IsValid())
+		c.eng.SetRoutable(now, routable.IsValid() || c.pendingRoutableLocked())
 		c.queue = append(c.queue, job{kind: jobRoutes, verify: true})
 	})
 }
@@ -306,7 +377,15 @@ func (c *Client) handleFrame(frame []byte) acd.Verdict {
 		return acd.VerdictUnrelated
 	}
 	now := c.clock.Now()
-	v := c.eng.HandleFrame(now, frame)
+	var v acd.Verdict
+	if f, err := acd.DecodeFrame(frame); err != nil {
+		v = c.eng.HandleFrame(now, frame) // counts it as malformed or not ARP
+	} else {
+		v = c.eng.HandleARP(now, f)
+		if len(c.managed) > 0 {
+			v = c.stepManagedLocked(now, f, v)
+		}
+	}
 	if !v.Drop() && isBroadcastQuery(frame) {
 		v = acd.VerdictBroadcastTarget
 		c.bcastQuery.Add(1)
@@ -332,14 +411,27 @@ func (c *Client) onTimer(gen uint64) {
 	c.timer = nil
 	now := c.clock.Now()
 	c.eng.HandleTimer(now)
+	if c.dhcp != nil {
+		c.dhcp.HandleTimer(now)
+	}
+	for _, m := range c.managed {
+		m.det.HandleTimer(now)
+	}
 	c.flushLocked(now)
 	c.mu.Unlock()
 	c.perform()
 }
 
-// flushLocked queues the engine's outputs and a state notice, and re-arms
-// the timer. It does no I/O.
+// flushLocked queues the outputs of the managed detectors, the DHCP client
+// and the engine (in that order: a detector's result feeds the DHCP
+// client, whose lease may hold link-local back), and a state notice, and
+// re-arms the timer. It does no I/O.
 func (c *Client) flushLocked(now time.Time) {
+	c.drainManagedLocked(now)
+	c.drainDHCPLocked(now)
+	if !c.closed {
+		c.eng.SetHeld(now, c.llHoldLocked(now))
+	}
 	c.outs = c.eng.AppendOutputs(c.outs[:0])
 	for i := range c.outs {
 		c.queue = append(c.queue, job{kind: jobOutput, out: c.outs[i]})
@@ -354,8 +446,25 @@ func (c *Client) flushLocked(now time.Time) {
 	}
 }
 
-func (c *Client) armLocked(now time.Time) {
+// deadlineLocked is the earliest deadline of the engine, the DHCP client,
+// the managed detectors and the link-local release.
+func (c *Client) deadlineLocked() (time.Time, bool) {
 	dl, ok := c.eng.Deadline()
+	earlier := func(t time.Time, due bool) {
+		if due && (!ok || t.Before(dl)) {
+			dl, ok = t, true
+		}
+	}
+	if c.dhcp != nil {
+		earlier(c.dhcp.Deadline())
+		earlier(c.llReleaseAt, !c.llReleaseAt.IsZero())
+	}
+	earlier(c.managedDeadlineLocked())
+	return dl, ok
+}
+
+func (c *Client) armLocked(now time.Time) {
+	dl, ok := c.deadlineLocked()
 	if c.closed || !ok {
 		c.stopTimerLocked()
 		return

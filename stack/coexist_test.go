@@ -123,10 +123,15 @@ func TestR21_YieldToRoutable(t *testing.T) {
 				}
 				return
 			}
-			// Gone at once, with an UNBIND event.
+			// Gone at once (the routable address is still being probed:
+			// it counts already), with an UNBIND event.
 			if a.has(ll) {
 				t.Fatalf("link-local %v still on the NIC next to %v", ll, routable)
 			}
+			if !h.runUntil(h.clk.Now().Add(time.Minute), func() bool { return a.has(routable.Addr()) }) {
+				t.Fatalf("%v never configured: %+v", routable, a.client().Addresses())
+			}
+			h.runFor(10 * time.Second) // its announcements done
 			if got := a.addrs(); !slices.Equal(got, []netip.Prefix{routable}) {
 				t.Errorf("NIC %v, want just %v", got, routable)
 			}
@@ -238,6 +243,7 @@ func TestR22_RouteThroughRoutableNIC(t *testing.T) {
 		if a.has(ll) {
 			t.Fatalf("link-local address kept in old mode")
 		}
+		h.runUntil(h.clk.Now().Add(time.Minute), func() bool { return a.has(routable.Addr()) })
 		wantRoute(t, a, routable.Addr())
 		h.runFor(time.Minute)
 		wantRoute(t, a, routable.Addr())
@@ -314,9 +320,7 @@ func TestR20_HintFollowsRoutableAddress(t *testing.T) {
 		t.Errorf("hint %v with no routable address left, want none", got)
 	}
 	other := netip.MustParsePrefix("10.0.0.5/24")
-	if err := a.s.AddAddress(other); err != nil {
-		t.Fatal(err)
-	}
+	a.addStatic(other)
 	if got := a.mustSource(t, ip("172.16.0.1")); got != other.Addr() {
 		t.Errorf("source towards 172.16.0.1 is %v after the routable address changed, want %v", got, other.Addr())
 	}

@@ -99,6 +99,8 @@ type hub struct {
 	check func()
 	// timers counts the timers run, to stop a runaway instead of hanging.
 	timers int
+	// taps see every frame a host sends (actors such as a DHCP server).
+	taps []func(from int, b []byte)
 }
 
 // maxTimers bounds the timers one hub may run.
@@ -219,6 +221,9 @@ func (h *hub) pump() bool {
 				v.Release()
 				pkt.DecRef()
 				h.trace = append(h.trace, frameRec{At: h.now(), From: src.idx, To: -1, B: b})
+				for _, tap := range h.taps {
+					tap(src.idx, b)
+				}
 				for _, dst := range h.hosts {
 					if (dst != src || h.echo) && !dst.closed {
 						dst.inject(b)
@@ -525,5 +530,18 @@ func wantErrIs(t testing.TB, err, target error) {
 func TestLeakCheckIsOn(t *testing.T) {
 	if refs.GetLeakMode() != refs.LeaksPanic {
 		t.Fatalf("leak mode %v, want %v", refs.GetLeakMode(), refs.LeaksPanic)
+	}
+}
+
+// addStatic adds p through the host's client (RFC 5227 probing first) and
+// runs the segment until it is configured.
+func (ho *host) addStatic(p netip.Prefix) {
+	ho.h.t.Helper()
+	if err := ho.s.AddAddress(p); err != nil {
+		ho.h.t.Fatal(err)
+	}
+	ok := ho.h.runUntil(ho.h.clk.Now().Add(time.Minute), func() bool { return ho.has(p.Addr()) })
+	if !ok {
+		ho.h.t.Fatalf("h%d: %v not configured within a minute: %+v", ho.idx, p, ho.client().Addresses())
 	}
 }

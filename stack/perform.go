@@ -9,6 +9,8 @@ import (
 	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/autoip-project/autoip/autoip"
+	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/dhcp"
 )
 
 // jobKind says what a queued job asks the performer to do.
@@ -19,6 +21,12 @@ const (
 	jobState                               // call OnState
 	jobRoutes                              // bring the client's routes up to date
 	jobForgetNeighbours                    // the link went down: forget the NIC's neighbours
+	jobConfigure                           // put a managed address (and its routes) on the NIC
+	jobUnconfigure                         // take a managed address off the NIC
+	jobAddrEvent                           // call OnAddressEvent
+	jobDHCPSend                            // send a DHCP message
+	jobSaveLease                           // store the DHCP lease
+	jobRoutable                            // re-read the routable addresses for the engine
 	jobClosed                              // Close's last job: release everything
 )
 
@@ -26,9 +34,17 @@ const (
 type job struct {
 	kind     jobKind
 	out      autoip.Output // jobOutput
+	det      *acd.Detector // jobOutput of a managed address's detector (nil: the engine's)
 	from, to autoip.State  // jobState
 	addr     netip.Addr    // jobState
 	verify   bool          // jobRoutes: re-add routes the application removed
+	prefix   netip.Prefix  // jobConfigure, jobUnconfigure
+	source   AddressSource // jobConfigure, jobUnconfigure
+	lease    dhcp.Lease    // jobConfigure (DHCP), jobSaveLease
+	addrEv   AddressEvent  // jobAddrEvent
+	msg      dhcp.Message  // jobDHCPSend
+	to4      netip.Addr    // jobDHCPSend
+	toHW     [6]byte       // jobDHCPSend
 }
 
 // perform performs the queue in order until it is empty, unless another
@@ -58,7 +74,7 @@ func (c *Client) perform() {
 func (c *Client) do(j *job) {
 	switch j.kind {
 	case jobOutput:
-		c.doOutput(&j.out)
+		c.doOutput(j)
 	case jobState:
 		c.callback(func() { c.onState(j.from, j.to, j.addr) })
 	case jobRoutes:
@@ -68,6 +84,26 @@ func (c *Client) do(j *job) {
 		// hosts behind the same addresses: ask again rather than send to
 		// stale MACs.
 		_ = c.s.ClearNeighbors(c.nic, ipv4.ProtocolNumber)
+	case jobConfigure:
+		c.configureManaged(j)
+	case jobUnconfigure:
+		c.unconfigureManaged(j.prefix)
+	case jobAddrEvent:
+		c.logAddrEvent(j.addrEv)
+		if c.onAddr != nil {
+			ev := j.addrEv
+			c.callback(func() { c.onAddr(ev) })
+		}
+	case jobDHCPSend:
+		c.sendDHCP(j)
+	case jobRoutable:
+		c.routableChanged()
+	case jobSaveLease:
+		if c.dhcpCfg != nil && c.dhcpCfg.Store != nil {
+			if err := c.dhcpCfg.Store.SaveLease(j.lease); err != nil {
+				c.log.Error("saving the DHCP lease failed", "err", err)
+			}
+		}
 	case jobClosed:
 		c.syncRoutes(false) // the client is closed: this removes its routes
 		c.shim.release(c)
@@ -75,7 +111,8 @@ func (c *Client) do(j *job) {
 	}
 }
 
-func (c *Client) doOutput(o *autoip.Output) {
+func (c *Client) doOutput(j *job) {
+	o := &j.out
 	switch o.Kind {
 	case autoip.OutSendARP:
 		c.frameBuf = o.Frame.AppendBinary(c.frameBuf[:0])
@@ -83,8 +120,14 @@ func (c *Client) doOutput(o *autoip.Output) {
 			// Link down or gone: "not sent", never fatal. The engine sends
 			// a refused probe again (R10: no claim on probes never sent).
 			c.log.Debug("arp not sent", "kind", o.Frame.Packet.Kind().String(), "err", err)
-			f := o.Frame
-			c.step(func(now time.Time) { c.eng.NotSent(now, f) })
+			f, det := o.Frame, j.det
+			c.step(func(now time.Time) {
+				if det != nil {
+					det.NotSent(now, f)
+				} else {
+					c.eng.NotSent(now, f)
+				}
+			})
 		}
 	case autoip.OutAddAddress:
 		c.addAddress(o.Prefix.Addr())

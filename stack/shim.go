@@ -21,8 +21,9 @@ import (
 type Shim struct {
 	nested.Endpoint
 
-	link  gvstack.LinkEndpoint // the raw link under the Ethernet layer
-	owner atomic.Pointer[Client]
+	link   gvstack.LinkEndpoint // the raw link under the Ethernet layer
+	owner  atomic.Pointer[Client]
+	dhcpOn atomic.Bool // the owner runs DHCP: datagrams to port 68 are its
 
 	arpIn      atomic.Uint64
 	notARP     atomic.Uint64
@@ -78,8 +79,33 @@ func (s *Shim) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *gvst
 		}
 	} else {
 		s.notARP.Add(1)
+		if proto == header.IPv4ProtocolNumber && s.dhcpOn.Load() && s.takeDHCP(pkt) {
+			return
+		}
 	}
 	s.Endpoint.DeliverNetworkPacket(proto, pkt)
+}
+
+// takeDHCP hands a datagram to port 68 to the owner's DHCP client and
+// reports whether it did; netstack never sees it (it would answer with ICMP
+// port unreachable).
+func (s *Shim) takeDHCP(pkt *gvstack.PacketBuffer) bool {
+	c := s.owner.Load()
+	if c == nil {
+		return false
+	}
+	v := gvstack.PayloadSince(pkt.LinkHeader())
+	defer v.Release()
+	frame := v.AsSlice()
+	if len(frame) < header.EthernetMinimumSize || !isDHCPToClient(frame[header.EthernetMinimumSize:]) {
+		return false
+	}
+	payload, ok := dhcpReply(frame)
+	if !ok {
+		return true // to port 68 but damaged: nobody else's either
+	}
+	c.handleDHCP(append([]byte(nil), payload...), [6]byte(frame[6:12]))
+	return true
 }
 
 // WritePackets implements gvstack.LinkEndpoint. The NIC has already added

@@ -104,19 +104,22 @@ func (s *Stack) Shim() *Shim { return s.shim }
 func (s *Stack) Client() *Client { return s.client }
 
 // AddAddress adds a static address (for example a routable one) to the NIC
-// with an on-link route for its subnet, and tells the client (Resync).
+// with an on-link route for its subnet. With an AutoIP client the address
+// goes through RFC 5227 conflict detection first (Client.AddAddress, R31):
+// AddAddress then returns at once and the address is on the NIC once it was
+// probed. Without a client it is added at once.
 func (s *Stack) AddAddress(p netip.Prefix) error {
 	if !p.IsValid() || !p.Addr().Is4() {
 		return fmt.Errorf("add address %v: not an IPv4 prefix", p)
+	}
+	if s.client != nil {
+		return s.client.AddAddress(p, SourceStatic)
 	}
 	pa := tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4(p.Addr().As4()), PrefixLen: p.Bits()}}
 	if err := s.gv.AddProtocolAddress(s.nic, pa, gvstack.AddressProperties{PEB: gvstack.FirstPrimaryEndpoint}); err != nil {
 		return tcpipErr(fmt.Sprintf("add address %v", p), err)
 	}
 	s.gv.AddRoute(tcpip.Route{Destination: pa.AddressWithPrefix.Subnet(), NIC: s.nic})
-	if s.client != nil {
-		s.client.Resync()
-	}
 	return nil
 }
 
@@ -125,6 +128,13 @@ func (s *Stack) AddAddress(p netip.Prefix) error {
 func (s *Stack) RemoveAddress(p netip.Prefix) error {
 	if !p.IsValid() || !p.Addr().Is4() {
 		return fmt.Errorf("remove address %v: not an IPv4 prefix", p)
+	}
+	if s.client != nil {
+		err := s.client.RemoveAddress(p.Addr())
+		if !errors.Is(err, ErrNoSuchAddress) {
+			return err
+		}
+		// Added before the client was attached: not the client's.
 	}
 	a := tcpip.AddrFrom4(p.Addr().As4())
 	if err := s.gv.RemoveAddress(s.nic, a); err != nil {
