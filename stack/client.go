@@ -512,7 +512,10 @@ type Status struct {
 	// gateway and that could not be sent straight to their destination
 	// (it did not answer ARP).
 	DirectDropped uint64
-	Shim          ShimStats
+	// DHCP is the DHCP client's state ("" without DHCP) and Held why
+	// link-local is held back by it ("" if it is not).
+	DHCP, Held string
+	Shim       ShimStats
 }
 
 // Status returns a snapshot.
@@ -520,6 +523,11 @@ func (c *Client) Status() Status {
 	c.mu.Lock()
 	st := c.eng.Status()
 	bound := c.bound
+	held := c.eng.Held()
+	var dhcpState string
+	if c.dhcp != nil {
+		dhcpState = c.dhcp.State().String()
+	}
 	c.mu.Unlock()
 	shim := c.shim.Stats()
 	st.Stats.NotARP += shim.NotARP // the shim hands the engine ARP only
@@ -527,6 +535,7 @@ func (c *Client) Status() Status {
 		Status: st, Configured: bound, NotSent: st.Stats.NotSent,
 		Reclaims: c.reclaims.Load(), StackErrors: c.stackErr.Load(), ConnectionsReset: c.resets.Load(),
 		BroadcastQueries: c.bcastQuery.Load(), DirectDropped: c.directDrops.Load(), Shim: shim,
+		DHCP: dhcpState, Held: held,
 	}
 }
 

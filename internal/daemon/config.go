@@ -25,6 +25,9 @@ const (
 	MaxWaitTimeout     = 24 * time.Hour
 	MinCheckInterval   = 10 * time.Millisecond
 	MaxCheckInterval   = time.Minute
+	// DefaultDHCPFallback is how long link-local waits for a DHCP lease.
+	DefaultDHCPFallback = 10 * time.Second
+	MaxDHCPFallback     = time.Hour
 )
 
 // Config is the daemon's validated configuration: the result of Parse.
@@ -58,6 +61,17 @@ type Config struct {
 	CheckInterval time.Duration
 	Addrs         []netip.Prefix // -addr: static routable addresses on the netstack NIC
 
+	// DHCP runs a DHCP client with link-local as its fallback (-dhcp,
+	// -o dhcp); the fields after it tune it.
+	DHCP          bool
+	DHCPFallback  time.Duration // -dhcp-fallback: link-local after this long without a lease (0: at once)
+	DHCPKeepLease bool          // -dhcp-keep-lease: no DHCPRELEASE at stop
+	DHCPHostname  string        // -dhcp-hostname: option 12
+
+	// Alias and Delete are requests to a running daemon (-alias, -delete).
+	Alias  netip.Prefix
+	Delete netip.Addr
+
 	// OForm reports that -o was given: its defaults (coexist, if=en0)
 	// apply.
 	OForm bool
@@ -89,10 +103,11 @@ type oOptions struct {
 	force    bool
 	old      bool
 	route    bool
+	dhcp     bool
 }
 
 // oOptionNames lists the -o options, in the manual's order.
-var oOptionNames = []string{"if", "ip", "debug", "abandon", "delay", "force", "old", "route"}
+var oOptionNames = []string{"if", "ip", "debug", "abandon", "delay", "force", "old", "route", "dhcp"}
 
 // parseOptions parses lsm-autoip's option string "if=en0,ip=...,debug,...".
 // Empty items (a trailing comma) are ignored, but a string without any
@@ -154,7 +169,7 @@ func parseOptions(s string, o *oOptions) error {
 				return fmt.Errorf("option delay=%s: want an integer number of milliseconds in %d..%d", val, autoip.MinQNXDelayMS, autoip.MaxQNXDelayMS)
 			}
 			o.delayMS, o.delaySet = n, true
-		case "debug", "abandon", "force", "old", "route":
+		case "debug", "abandon", "force", "old", "route", "dhcp":
 			if err := noValue(); err != nil {
 				return err
 			}
@@ -169,6 +184,8 @@ func parseOptions(s string, o *oOptions) error {
 				o.old = true
 			case "route":
 				o.route = true
+			case "dhcp":
+				o.dhcp = true
 			}
 		default:
 			return fmt.Errorf("option %q is unknown; known options: %s", key, strings.Join(oOptionNames, ", "))
@@ -359,18 +376,53 @@ func flagSet(cfg *Config, oStrings *[]string, addrs *[]netip.Prefix) *flag.FlagS
 	})
 	fs.Var(&durValue{p: &cfg.CheckInterval, min: MinCheckInterval, max: MaxCheckInterval}, "check-interval", "")
 	fs.Func("addr", "", func(s string) error {
-		p, err := netip.ParsePrefix(s)
-		if err != nil || !p.Addr().Is4() {
-			return fmt.Errorf("want an IPv4 address with prefix length, like 192.0.2.10/24")
-		}
-		if autoip.LinkLocalPrefix.Contains(p.Addr()) || !p.Addr().IsGlobalUnicast() {
-			return fmt.Errorf("%v is not a routable unicast address (link-local addresses are autoipd's to choose)", p.Addr())
+		p, err := parseRoutablePrefix(s)
+		if err != nil {
+			return err
 		}
 		*addrs = append(*addrs, p)
 		return nil
 	})
+	fs.BoolVar(&cfg.DHCP, "dhcp", false, "")
+	fs.Var(&durValue{p: &cfg.DHCPFallback, min: 0, max: MaxDHCPFallback}, "dhcp-fallback", "")
+	fs.BoolVar(&cfg.DHCPKeepLease, "dhcp-keep-lease", false, "")
+	fs.Func("dhcp-hostname", "", func(s string) error {
+		if s == "" || len(s) > 63 || strings.ContainsFunc(s, func(r rune) bool { return !(r == '-' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') }) {
+			return fmt.Errorf("want a host name of 1..63 letters, digits, '-' and '.'")
+		}
+		cfg.DHCPHostname = s
+		return nil
+	})
+	fs.Func("alias", "", func(s string) error {
+		p, err := parseRoutablePrefix(s)
+		if err != nil {
+			return err
+		}
+		cfg.Alias = p
+		return nil
+	})
+	fs.Func("delete", "", func(s string) error {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			return fmt.Errorf("want an IPv4 address, like 192.0.2.10")
+		}
+		cfg.Delete = a
+		return nil
+	})
 	refuseConflictingRepeats(fs)
 	return fs
+}
+
+// parseRoutablePrefix parses an -addr or -alias value.
+func parseRoutablePrefix(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() || p.Bits() == 0 {
+		return netip.Prefix{}, fmt.Errorf("want an IPv4 address with prefix length, like 192.0.2.10/24")
+	}
+	if autoip.LinkLocalPrefix.Contains(p.Addr()) || !p.Addr().IsGlobalUnicast() {
+		return netip.Prefix{}, fmt.Errorf("%v is not a routable unicast address (link-local addresses are autoipd's to choose)", p.Addr())
+	}
+	return p, nil
 }
 
 func setBool(s string, f func(bool)) error {
@@ -460,10 +512,11 @@ func isBoolFlag(f *flag.Flag) bool {
 // is accepted), or the configuration.
 func Parse(args []string) (*Config, error) {
 	cfg := &Config{
-		QNX:         autoip.DefaultQNXOptions(),
-		StateDir:    DefaultStateDir,
-		HookTimeout: DefaultHookTimeout,
-		LogFormat:   "text",
+		QNX:          autoip.DefaultQNXOptions(),
+		StateDir:     DefaultStateDir,
+		HookTimeout:  DefaultHookTimeout,
+		LogFormat:    "text",
+		DHCPFallback: DefaultDHCPFallback,
 	}
 	var oStrings []string
 	fs := flagSet(cfg, &oStrings, &cfg.Addrs)
@@ -499,8 +552,21 @@ func Parse(args []string) (*Config, error) {
 	if _, _, err := cfg.QNX.Timing(); err != nil {
 		return nil, &UsageError{Err: err}
 	}
-	if cfg.Status && cfg.Wait {
-		return nil, usageErrorf("-status and -wait cannot be combined")
+	requests := 0
+	for _, f := range []string{"status", "wait", "alias", "delete"} {
+		if set[f] && (f != "status" || cfg.Status) && (f != "wait" || cfg.Wait) {
+			requests++
+		}
+	}
+	if requests > 1 {
+		return nil, usageErrorf("-status, -wait, -alias and -delete cannot be combined: give one")
+	}
+	if !cfg.DHCP {
+		for _, f := range []string{"dhcp-fallback", "dhcp-keep-lease", "dhcp-hostname"} {
+			if set[f] {
+				return nil, usageErrorf("-%s given without -dhcp", f)
+			}
+		}
 	}
 	if set["wait-timeout"] && !cfg.Wait {
 		return nil, usageErrorf("-wait-timeout %v given without -wait", cfg.WaitTimeout)
@@ -543,6 +609,9 @@ func (cfg *Config) applyO(o oOptions, set map[string]bool, force bool) error {
 	}
 	if o.delaySet {
 		cfg.QNX.DelayMS = o.delayMS
+	}
+	if o.dhcp {
+		cfg.DHCP = true
 	}
 	cfg.Route = o.route
 	// lsm-autoip: coexist by default; old yields; old,force keeps the

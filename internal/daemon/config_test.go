@@ -22,6 +22,7 @@ func base() Config {
 		HookTimeout:     DefaultHookTimeout,
 		LogFormat:       "text",
 		YieldToRoutable: true,
+		DHCPFallback:    DefaultDHCPFallback,
 	}
 }
 
@@ -140,6 +141,14 @@ func TestParseGood(t *testing.T) {
 			c.Addrs = []netip.Prefix{netip.MustParsePrefix("192.0.2.10/24"), netip.MustParsePrefix("198.51.100.1/24")}
 		}, base},
 		{"-- at end", []string{"-i", "tap0", "--"}, func(c *Config) {}, base},
+		// DHCP and run-time addresses.
+		{"-dhcp", []string{"-i", "tap0", "-dhcp"}, func(c *Config) { c.DHCP = true }, base},
+		{"-o dhcp", []string{"-o", "if=tap0,dhcp"}, func(c *Config) { c.DHCP = true }, oBase},
+		{"-dhcp tuned", []string{"-i", "tap0", "-dhcp", "-dhcp-fallback", "0", "-dhcp-keep-lease", "-dhcp-hostname", "box-1"}, func(c *Config) {
+			c.DHCP, c.DHCPFallback, c.DHCPKeepLease, c.DHCPHostname = true, 0, true, "box-1"
+		}, base},
+		{"-alias", []string{"-i", "tap0", "-alias", "10.0.0.1/24"}, func(c *Config) { c.Alias = netip.MustParsePrefix("10.0.0.1/24") }, base},
+		{"-delete", []string{"-i", "tap0", "-delete", "10.0.0.1"}, func(c *Config) { c.Delete = netip.MustParseAddr("10.0.0.1") }, base},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,6 +172,15 @@ func TestParseBad(t *testing.T) {
 		want []string // substrings of the message
 	}{
 		{"no interface", nil, []string{"-i IFACE"}},
+		{"-dhcp-fallback without -dhcp", []string{"-i", "tap0", "-dhcp-fallback", "5s"}, []string{"-dhcp-fallback", "without -dhcp"}},
+		{"-dhcp-fallback negative", []string{"-i", "tap0", "-dhcp", "-dhcp-fallback", "-1s"}, []string{`"-1s"`, "0s..1h0m0s"}},
+		{"-dhcp-fallback too long", []string{"-i", "tap0", "-dhcp", "-dhcp-fallback", "2h"}, []string{`"2h"`, "0s..1h0m0s"}},
+		{"-dhcp-hostname bad", []string{"-i", "tap0", "-dhcp", "-dhcp-hostname", "a b"}, []string{`"a b"`, "host name"}},
+		{"-alias link-local", []string{"-i", "tap0", "-alias", "169.254.1.1/16"}, []string{"169.254.1.1", "link-local"}},
+		{"-alias no prefix", []string{"-i", "tap0", "-alias", "10.0.0.1"}, []string{`"10.0.0.1"`, "prefix length"}},
+		{"-delete bad", []string{"-i", "tap0", "-delete", "x"}, []string{`"x"`, "IPv4 address"}},
+		{"-alias with -status", []string{"-i", "tap0", "-status", "-alias", "10.0.0.1/24"}, []string{"cannot be combined"}},
+		{"-alias with -delete", []string{"-i", "tap0", "-delete", "10.0.0.2", "-alias", "10.0.0.1/24"}, []string{"cannot be combined"}},
 		{"positional", []string{"-i", "tap0", "extra"}, []string{`"extra"`}},
 		{"unknown flag", []string{"-i", "tap0", "-x"}, []string{"-x"}},
 		{"unknown cluster", []string{"-i", "tap0", "-dxv"}, []string{"-dxv"}},

@@ -45,6 +45,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case cfg.Status:
 		return runStatus(cfg, stdout, stderr)
+	case cfg.Alias.IsValid() || cfg.Delete.IsValid():
+		return runControl(cfg, stdout, stderr)
 	case cfg.Wait && os.Getenv(envWaitChild) == "":
 		return runWait(ctx, cfg, args, stdout, stderr)
 	}
@@ -89,6 +91,30 @@ func runStatus(cfg *Config, stdout, stderr io.Writer) int {
 		return ExitFailure
 	}
 	stdout.Write(raw)
+	return ExitOK
+}
+
+// runControl implements -alias and -delete: it asks the running daemon.
+func runControl(cfg *Config, stdout, stderr io.Writer) int {
+	req := ControlRequest{Op: "alias", Prefix: cfg.Alias.String()}
+	if cfg.Delete.IsValid() {
+		req = ControlRequest{Op: "delete", Addr: cfg.Delete.String()}
+	}
+	sock := cfg.path(".sock")
+	r, err := sendControl(sock, req, 5*time.Second)
+	if err != nil {
+		printError(stderr, cfg.LogFormat, fmt.Sprintf("no autoipd answers for interface %s (status socket %s): %v", cfg.Iface, sock, err))
+		return ExitFailure
+	}
+	if !r.OK {
+		printError(stderr, cfg.LogFormat, fmt.Sprintf("autoipd on %s refused %s: %s", cfg.Iface, req.Op, r.Error))
+		return ExitFailure
+	}
+	if req.Op == "alias" {
+		fmt.Fprintf(stdout, "%s: %v is being probed; autoipd -status -i %s shows when it is configured\n", cfg.Iface, cfg.Alias, cfg.Iface)
+	} else {
+		fmt.Fprintf(stdout, "%s: %v deleted\n", cfg.Iface, cfg.Delete)
+	}
 	return ExitOK
 }
 
@@ -317,6 +343,7 @@ func (d *daemon) startAll() (int, error) {
 		d.stop("status socket failed")
 		return ExitFailure, err
 	}
+	srv.control = d.handleControl
 	d.srv = srv
 	return ExitOK, nil
 }
@@ -442,10 +469,7 @@ func (d *daemon) start() error {
 	}
 	d.st = st
 	for _, p := range cfg.Addrs {
-		if err := st.AddAddress(p); err != nil {
-			return err
-		}
-		log.Info("static address added", "addr", p.String())
+		log.Info("static address: probing before it is configured (RFC 5227)", "addr", p.String())
 	}
 	// Saves go through a writer goroutine: an fsync on a slow disk must not
 	// hold up conflict handling or probes.
@@ -467,12 +491,15 @@ func (d *daemon) start() error {
 			Defend:          cfg.Defend,
 			YieldToRoutable: cfg.YieldToRoutable,
 		},
-		Store:     d.store,
-		Route:     cfg.Route,
-		LinkState: link.Endpoint(), // the pcap tap may hide it from the shim
-		OnEvent:   d.onEvent,
-		OnState:   d.onState,
-		Logger:    log,
+		Store:          d.store,
+		Route:          cfg.Route,
+		LinkState:      link.Endpoint(), // the pcap tap may hide it from the shim
+		Static:         cfg.Addrs,
+		DHCP:           d.dhcpConfig(),
+		OnEvent:        d.onEvent,
+		OnState:        d.onState,
+		OnAddressEvent: d.onAddrEvent,
+		Logger:         log,
 	})
 	if err != nil {
 		return err
@@ -505,7 +532,7 @@ func (d *daemon) onEvent(ev autoip.Event) {
 func (d *daemon) onState(from, to autoip.State, addr netip.Addr) {
 	d.log.Info("state", "from", from.String(), "to", to.String(), "addr", addrString(addr), "link_up", d.link.Up())
 	if to == autoip.StateSuspended {
-		d.log.Warn("not claiming a link-local address: " + d.suspendedReason())
+		d.log.Warn("not claiming a link-local address: " + d.suspendedReason(nil, nil))
 	}
 }
 
@@ -577,10 +604,14 @@ func (d *daemon) report() StatusReport {
 	if seed == 0 {
 		seed = autoip.SeedFromMAC(d.mac)
 	}
-	r := buildReport(d.cfg.Iface, d.started, d.mac.String(), seed, d.client.Status(), d.link.Stats(), d.link.Up(), captured)
+	st := d.client.Status()
+	r := buildReport(d.cfg.Iface, d.started, d.mac.String(), seed, st, d.link.Stats(), d.link.Up(), captured)
+	r.DHCP, r.Held = st.DHCP, st.Held
+	as := d.client.Addresses()
+	r.Addresses = addressReports(as)
 	switch r.State {
 	case autoip.StateSuspended.String():
-		r.Reason = d.suspendedReason()
+		r.Reason = d.suspendedReason(&st, as)
 	case autoip.StateLinkDown.String():
 		r.Reason = d.ifctl.linkReason(d.cfg.Iface)
 	}

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"github.com/autoip-project/autoip/stack"
+
 	"fmt"
 	"strings"
 )
@@ -23,12 +25,27 @@ func (d *daemon) explainLink(created bool) {
 	}
 }
 
-// suspendedReason says why the engine yields: in the daemon only -addr
-// puts routable addresses on the NIC.
-func (d *daemon) suspendedReason() string {
+// suspendedReason says why the engine yields, from the client's addresses
+// (static, alias, DHCP) and its DHCP hold; st is nil where the client
+// cannot be asked (its own callbacks during Attach): the start-up
+// configuration says it then.
+func (d *daemon) suspendedReason(st *stack.Status, as []stack.AddressStatus) string {
+	if st != nil && st.Held != "" {
+		return "link-local held back: " + st.Held
+	}
+	if st == nil && d.cfg.DHCP {
+		return "link-local held back: waiting for a DHCP lease (-dhcp-fallback)"
+	}
 	var addrs []string
-	for _, p := range d.cfg.Addrs {
-		addrs = append(addrs, p.String())
+	if st == nil {
+		for _, p := range d.cfg.Addrs {
+			addrs = append(addrs, p.String()+" (static)")
+		}
+	}
+	for _, a := range as {
+		if a.State == stack.AddrProbing || a.State == stack.AddrConfigured {
+			addrs = append(addrs, a.Prefix.String()+" ("+a.Source.String()+")")
+		}
 	}
 	if d.cfg.OForm {
 		return fmt.Sprintf("a routable address (%s) is on the interface, and -o old yields to it: "+

@@ -33,7 +33,58 @@ type StatusReport struct {
 	Conflicts    int             `json:"conflicts"`        // the count that drives rate limiting
 	RateLimited  *time.Time      `json:"rate_limited_until,omitempty"`
 	LastConflict *ConflictReport `json:"last_conflict,omitempty"`
-	Counters     Counters        `json:"counters"`
+	// DHCP is the DHCP client's state (-dhcp); Held says why link-local
+	// waits for it.
+	DHCP string `json:"dhcp,omitempty"`
+	Held string `json:"link_local_held,omitempty"`
+	// Addresses lists every other address on the interface: static
+	// (-addr), alias (-alias) and the DHCP lease, with their conflict
+	// detection state.
+	Addresses []AddressReport `json:"addresses,omitempty"`
+	Counters  Counters        `json:"counters"`
+}
+
+// AddressReport describes one address besides the link-local one.
+type AddressReport struct {
+	Prefix       string       `json:"prefix"`
+	Source       string       `json:"source"` // static, alias, dhcp
+	State        string       `json:"state"`  // probing, configured, conflict, link-down
+	Conflicts    int          `json:"conflicts"`
+	LastConflict string       `json:"last_conflict_mac,omitempty"`
+	Lease        *LeaseReport `json:"lease,omitempty"`
+}
+
+// LeaseReport is a DHCP lease's details (DNS and domain are reported, not
+// applied).
+type LeaseReport struct {
+	Server  string    `json:"server"`
+	Expires time.Time `json:"expires,omitzero"`
+	Routers []string  `json:"routers,omitempty"`
+	DNS     []string  `json:"dns,omitempty"`
+	Domain  string    `json:"domain,omitempty"`
+}
+
+// addressReports converts the client's address list.
+func addressReports(as []stack.AddressStatus) []AddressReport {
+	var out []AddressReport
+	for _, a := range as {
+		r := AddressReport{Prefix: a.Prefix.String(), Source: a.Source.String(), State: a.State.String(), Conflicts: a.Conflicts}
+		if a.LastConflict != nil {
+			r.LastConflict = a.LastConflict.From.String()
+		}
+		if l := a.Lease; l != nil && !l.IsZero() {
+			lr := &LeaseReport{Server: addrString(l.Server), Expires: l.Expiry(), Domain: l.Domain}
+			for _, x := range l.Routers {
+				lr.Routers = append(lr.Routers, x.String())
+			}
+			for _, x := range l.DNS {
+				lr.DNS = append(lr.DNS, x.String())
+			}
+			r.Lease = lr
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // ConflictReport describes the last conflict: who and what.
@@ -90,11 +141,15 @@ func buildReport(iface string, started time.Time, mac string, seed uint64, st st
 }
 
 // statusServer answers every connection on a unix socket with one JSON
-// StatusReport and closes it.
+// StatusReport and closes it, or, if the peer sends a control request line
+// first (autoipd -alias, -delete), with the request's result. The socket is
+// 0600: only the daemon's user reaches it, and control requests are
+// further limited to that user and root by the peer's credentials.
 type statusServer struct {
-	path   string
-	report func() StatusReport
-	log    *slog.Logger
+	path    string
+	report  func() StatusReport
+	control func(ControlRequest) ControlReply // nil: no control requests
+	log     *slog.Logger
 	wg     sync.WaitGroup
 
 	mu sync.Mutex
@@ -191,13 +246,7 @@ func (s *statusServer) serve(ln net.Listener) {
 			}
 			return
 		}
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		enc := json.NewEncoder(c)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(s.report()); err != nil {
-			s.log.Debug("status write failed", "err", err)
-		}
-		c.Close()
+		s.answer(c)
 	}
 }
 
@@ -222,6 +271,9 @@ func queryStatus(path string, timeout time.Duration) ([]byte, *StatusReport, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(timeout))
+	if _, err := io.WriteString(c, "{\"op\":\"status\"}\n"); err != nil {
+		return nil, nil, fmt.Errorf("ask for status: %w", err)
+	}
 	b, err := io.ReadAll(io.LimitReader(c, 1<<20))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read status: %w", err)

@@ -13,6 +13,7 @@ const (
 const Usage = `usage: autoipd [-dfv] [-a num] -i iface [-p num] [-s ip] [-t timeout] [-w num]
                [-o option,option,...] [long flags]
        autoipd -status -i iface [-state-dir dir]
+       autoipd -alias CIDR -i iface | autoipd -delete ADDR -i iface
 
 Claims an IPv4 link-local address (169.254.1.0-169.254.254.255, RFC 3927 and
 RFC 5227) for a userspace gVisor netstack on a TAP interface, and holds and
@@ -32,7 +33,7 @@ QNX autoipd flags (single letters may be combined: -dfv, -dvi tap0, -a3):
   -w num      seconds of ANNOUNCE_WAIT and ANNOUNCE_INTERVAL, 1..60; default 2
 
 lsm-autoip.so option string (mount -T io-pkt -o ... lsm-autoip.so):
-  -o if=IFACE,ip=ADDR,debug,delay=MS,abandon,force,old,route
+  -o if=IFACE,ip=ADDR,debug,delay=MS,abandon,force,old,route,dhcp
       if=IFACE   the interface; default en0
       ip=ADDR    initial address (as -s)
       debug      verbose (as -v)
@@ -42,6 +43,7 @@ lsm-autoip.so option string (mount -T io-pkt -o ... lsm-autoip.so):
       old        remove the link-local address while a routable one exists
       force      with old: keep it anyway (force without old is ignored)
       route      route 169.254.0.0/16 via the routable address when there is one
+      dhcp       run a DHCP client first, link-local as its fallback (as -dhcp)
   With -o the default is to coexist with routable addresses (as with -f).
   -o values apply; flags given alongside override them (-s over ip=, -f over
   old, -d=false over abandon); -i and if= must name the same interface.
@@ -64,7 +66,11 @@ Long flags:
                      it or can write to it; its files are 0600, and links,
                      FIFOs and devices in their place are refused
   -hook PATH         run PATH EVENT IFACE ADDRESS on BIND, CONFLICT, UNBIND and
-                     STOP (details in AUTOIPD_* environment variables)
+                     STOP (details in AUTOIPD_* environment variables); for
+                     -addr/-alias addresses on ADDR_BOUND, ADDR_CONFLICT,
+                     ADDR_DEFEND, ADDR_REMOVED; with -dhcp on LEASE_BOUND,
+                     LEASE_RENEWED, LEASE_LOST, LEASE_DECLINED and
+                     AUTOCONFIGURE (AUTOIPD_LEASE_* give the lease)
   -hook-timeout D    kill a hook still running after D (1ms..1h); default 10s
   -log-format F      text or json; default text
   -wait              start the daemon in the background, wait until it holds
@@ -78,7 +84,30 @@ Long flags:
   -seed N            candidate sequence seed, 1..2^64-1 (default: from the MAC)
   -check-interval D  how often the TAP's state is checked (10ms..1m); default 1s
   -addr CIDR         add a static routable address to the netstack NIC, like
-                     "ifconfig en0 alias 10.0.0.1" (repeatable)
+                     "ifconfig en0 alias 10.0.0.1" (repeatable); it is probed
+                     first (RFC 5227), configured only if no other host
+                     answers, then defended for as long as it is configured;
+                     a conflict is logged as an error and runs ADDR_CONFLICT
+  -alias CIDR        ask the running daemon for IFACE to add CIDR the same
+                     way ("ifconfig en0 alias", at run time); root or the
+                     daemon's user only; exit 0 once it is being probed
+  -delete ADDR       ask the running daemon to remove ADDR, added with
+                     -addr or -alias ("ifconfig en0 delete")
+  -dhcp              ask a DHCP server for an address first (RFC 2131), with
+                     link-local as the fallback (QNX dhcp.client -a beside
+                     lsm-autoip): the lease's address is probed before it is
+                     configured (declined if in use), its mask and router
+                     become routes, DNS is reported in -status and hooks;
+                     link-local starts after -dhcp-fallback without a lease
+                     and comes back when the lease is lost; with the flag
+                     form (no -f) or -o old it gives way to the lease; a
+                     server that says "do not auto-configure" (RFC 2563)
+                     holds it back
+  -dhcp-fallback D   with -dhcp: how long link-local waits for a lease
+                     (0 = at once, else up to 1h); default 10s
+  -dhcp-keep-lease   with -dhcp: keep the lease at stop (no DHCPRELEASE; it
+                     is asked for again at the next start)
+  -dhcp-hostname H   with -dhcp: send H as the host name (option 12)
 
 Signals: SIGINT and SIGTERM withdraw the address, save state, run the STOP
 hook and exit 0; while a hook runs the log says which one it waits for,
