@@ -387,7 +387,9 @@ func flagSet(cfg *Config, oStrings *[]string, addrs *[]netip.Prefix) *flag.FlagS
 	fs.Var(&durValue{p: &cfg.DHCPFallback, min: 0, max: MaxDHCPFallback}, "dhcp-fallback", "")
 	fs.BoolVar(&cfg.DHCPKeepLease, "dhcp-keep-lease", false, "")
 	fs.Func("dhcp-hostname", "", func(s string) error {
-		if s == "" || len(s) > 63 || strings.ContainsFunc(s, func(r rune) bool { return !(r == '-' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') }) {
+		if s == "" || len(s) > 63 || strings.ContainsFunc(s, func(r rune) bool {
+			return !(r == '-' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+		}) {
 			return fmt.Errorf("want a host name of 1..63 letters, digits, '-' and '.'")
 		}
 		cfg.DHCPHostname = s

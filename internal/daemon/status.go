@@ -150,7 +150,7 @@ type statusServer struct {
 	report  func() StatusReport
 	control func(ControlRequest) ControlReply // nil: no control requests
 	log     *slog.Logger
-	wg     sync.WaitGroup
+	wg      sync.WaitGroup
 
 	mu sync.Mutex
 	ln net.Listener
