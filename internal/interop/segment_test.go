@@ -32,6 +32,7 @@ type segment struct {
 	tcpd *proc
 
 	mu    sync.Mutex
+	peers int // peers made so far, for unique interface names
 	procs []*proc
 	logs  []string
 	ours  *ours
@@ -433,7 +434,15 @@ type peerHost struct {
 func (s *segment) newPeer(kind string, attached bool) *peerHost {
 	t := s.t
 	t.Helper()
-	ph := &peerHost{s: s, kind: kind, ifname: "aipv" + s.id, brport: "aipb" + s.id}
+	s.mu.Lock()
+	n := s.peers
+	s.peers++
+	s.mu.Unlock()
+	suffix := s.id
+	if n > 0 {
+		suffix += fmt.Sprint(n) // a second peer on the segment
+	}
+	ph := &peerHost{s: s, kind: kind, ifname: "aipv" + suffix, brport: "aipb" + suffix}
 	ph.mac = "02:a2:" + strings.Join(splitPairs(randHex(4)), ":")
 	ph.ns = netns.New(t, "aipip")
 	ph.ns.DisableIPv6(t)
@@ -444,7 +453,7 @@ func (s *segment) newPeer(kind string, attached bool) *peerHost {
 		s.ns.IP(t, "link", "set", ph.brport, "master", s.br)
 	}
 	s.ns.IP(t, "link", "set", ph.brport, "up")
-	ph.evLog = filepath.Join(s.dir, kind+"-events.log")
+	ph.evLog = filepath.Join(s.dir, kind+suffix[len(s.id):]+"-events.log")
 	s.addLog(ph.evLog)
 	return ph
 }

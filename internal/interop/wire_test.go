@@ -56,6 +56,9 @@ type ipFrame struct {
 	src, dst netip.Addr
 	proto    uint8
 	icmpType int // -1 unless ICMP
+	// UDP: ports and payload.
+	sport, dport uint16
+	udp          []byte
 }
 
 // wire is a decoded capture.
@@ -146,6 +149,10 @@ func (w *wire) add(at time.Time, data []byte) {
 		f := ipFrame{at: at, ethSrc: src, ethDst: dst, src: addr4(p[12:16]), dst: addr4(p[16:20]), proto: p[9], icmpType: -1}
 		if f.proto == 1 && len(p) > ihl {
 			f.icmpType = int(p[ihl])
+		}
+		if f.proto == 17 && len(p) >= ihl+8 {
+			f.sport, f.dport = binary.BigEndian.Uint16(p[ihl:]), binary.BigEndian.Uint16(p[ihl+2:])
+			f.udp = append([]byte(nil), p[ihl+8:]...)
 		}
 		w.ips = append(w.ips, f)
 	}
@@ -243,8 +250,11 @@ func (w *wire) unheldUse(mac string, evs []event, grace time.Duration) []string 
 		}
 	}
 	for _, e := range evs {
-		if e.addr.IsValid() && (e.ev == "CONFLICT" || e.ev == "UNBIND" || e.ev == "STOP") {
-			marks = append(marks, mark{at: e.at.Add(grace), addr: e.addr, drop: true})
+		switch e.ev {
+		case "CONFLICT", "UNBIND", "STOP", "LEASE_LOST", "LEASE_DECLINED", "ADDR_REMOVED", "ADDR_CONFLICT":
+			if e.addr.IsValid() {
+				marks = append(marks, mark{at: e.at.Add(grace), addr: e.addr, drop: true})
+			}
 		}
 	}
 	heldAt := func(a netip.Addr, at time.Time) bool {
@@ -267,6 +277,9 @@ func (w *wire) unheldUse(mac string, evs []event, grace time.Duration) []string 
 		}
 	}
 	for _, f := range w.ips {
+		if f.src.IsUnspecified() && f.sport == 68 && f.dport == 67 {
+			continue // a DHCP client before it has an address (RFC 2131 §4.1)
+		}
 		if f.ethSrc == mac && !heldAt(f.src, f.at) {
 			bad = append(bad, fmt.Sprintf("%s IPv4 %v > %v proto %d", f.at.Format("15:04:05.000000"), f.src, f.dst, f.proto))
 		}
