@@ -171,12 +171,23 @@ func Attach(s *gvstack.Stack, nic tcpip.NICID, shim *Shim, cfg ClientConfig) (*C
 	if s.NetworkProtocolInstance(header.ARPProtocolNumber) == nil {
 		return nil, fmt.Errorf("autoip attach: %w", ErrNoARP)
 	}
+	if s.NetworkProtocolInstance(header.IPv4ProtocolNumber) == nil {
+		return nil, fmt.Errorf("autoip attach: %w", ErrNoIPv4)
+	}
 	if info.LinkAddress != shim.LinkAddress() {
 		return nil, fmt.Errorf("autoip attach: NIC %d has link address %v but the shim has %v: the shim is not this NIC's link", nic, info.LinkAddress, shim.LinkAddress())
+	}
+	// The shim must be the NIC's link, or it would never see a frame and
+	// the client would claim addresses blind (CreateNIC(id, shim), not
+	// CreateNIC(id, ethernet.New(link))).
+	if !shim.IsAttached() || (info.Name != "" && s.GetLinkEndpointByName(info.Name) != gvstack.LinkEndpoint(shim)) {
+		return nil, fmt.Errorf("autoip attach: NIC %d (%q): the shim is not this NIC's link endpoint: create the NIC with CreateNIC(id, shim)", nic, info.Name)
 	}
 	ecfg := cfg.Engine
 	if ecfg.HW.IsZero() {
 		copy(ecfg.HW[:], info.LinkAddress)
+	} else if tcpip.LinkAddress(ecfg.HW[:]) != info.LinkAddress {
+		return nil, fmt.Errorf("autoip attach: Engine.HW %v is not NIC %d's link address %v: probes would carry a MAC the NIC does not own", ecfg.HW, nic, info.LinkAddress)
 	}
 	log := cfg.Logger
 	if log == nil {

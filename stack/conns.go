@@ -13,7 +13,9 @@ import (
 // is a, which makes netstack send each peer a RST, before the address is
 // given up: RFC 3927 §2.5 "hosts SHOULD actively attempt to reset any
 // existing connections using that address" (R30). Listeners are left
-// alone.
+// alone. A connection still in its handshake is closed without a RST (its
+// peer may believe it open): the Shim's tombstone answers the peer's next
+// segment with one.
 func (c *Client) resetConnections(a netip.Addr) {
 	local := tcpip.AddrFrom4(a.As4())
 	for _, ep := range c.s.RegisteredEndpoints() {

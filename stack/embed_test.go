@@ -306,3 +306,30 @@ var errEOF = errors.New("EOF")
 var _ = gvstack.NICInfo{}
 
 func macBytes(m acd.MAC) []byte { return m[:] }
+
+// TestApplicationLinkLocalRouteSurvives: an on-link 169.254/16 route the
+// application added before Attach is its own: hint changes and Close leave
+// it, and the NIC never lacks a 169.254/16 route while the client runs.
+func TestApplicationLinkLocalRouteSurvives(t *testing.T) {
+	h := newHub(t)
+	app := tcpip.Route{Destination: llSubnet, NIC: 1}
+	a := h.addHost(hostCfg{beforeStart: func(s *Stack) { s.GVisor().AddRoute(app) }})
+	gaps := 0
+	h.check = func() {
+		if len(a.llRoutes()) == 0 {
+			gaps++
+		}
+	}
+	h.runUntilBound(time.Minute)
+	a.client().SetLink(false)
+	a.client().SetLink(true)
+	h.runUntilBound(time.Minute)
+	h.check = nil
+	if gaps != 0 {
+		t.Errorf("%d steps without a 169.254/16 route", gaps)
+	}
+	a.client().Close()
+	if rs := a.llRoutes(); len(rs) != 1 || !sameRoute(rs[0], app) {
+		t.Fatalf("after Close: %v, want the application's %v", rs, app)
+	}
+}

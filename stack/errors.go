@@ -15,6 +15,8 @@ var (
 	ErrNotEthernet = errors.New("NIC is not an Ethernet (ARP) link")
 	// ErrNoARP: the gVisor stack was built without the ARP protocol.
 	ErrNoARP = errors.New("stack has no ARP protocol (add arp.NewProtocol to NetworkProtocols)")
+	// ErrNoIPv4: the gVisor stack was built without IPv4.
+	ErrNoIPv4 = errors.New("stack has no IPv4 protocol (add ipv4.NewProtocol to NetworkProtocols)")
 	// ErrNoNIC: no NIC has the given ID.
 	ErrNoNIC = errors.New("no such NIC")
 	// ErrAttached: another open Client owns the NIC's Shim. One NIC has

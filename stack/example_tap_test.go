@@ -18,24 +18,30 @@ import (
 )
 
 // claimOnTAP is the README's embedding example: a netstack of its own on a
-// TAP, claiming a link-local address. The TAP may be down or not there yet:
-// nothing is probed until it is up, and nothing is claimed without probes
-// on the wire. (The README shows the lines between the markers.)
-func claimOnTAP(ctx context.Context, name string, mac tcpip.LinkAddress) (netip.Addr, error) {
+// TAP, claiming a link-local address, and use running with it for as long
+// as the address is wanted (the address is withdrawn when claimOnTAP
+// returns). The TAP may be down or not there yet: nothing is probed until
+// it is up, and nothing is claimed without probes on the wire. (The README
+// shows the lines between the markers.)
+func claimOnTAP(ctx context.Context, name string, mac tcpip.LinkAddress, use func(*stack.Stack, netip.Addr) error) error {
 	// README:begin
 	link, err := tap.NewLink(tap.LinkConfig{Device: tap.Config{Name: name}, MAC: mac})
 	if err != nil {
-		return netip.Addr{}, err
+		return err
 	}
 	defer link.Close()
 	st, err := stack.New(stack.Options{Link: link.Endpoint(), AutoIP: &stack.ClientConfig{}})
 	if err != nil {
-		return netip.Addr{}, err
+		return err
 	}
-	defer st.Close()
+	defer st.Close() // withdraws the address
 	// 169.254.x.y, configured on the NIC with a 169.254/16 route, once
 	// the TAP is up and the address probed; ctx bounds the wait.
-	return st.Client().WaitBound(ctx)
+	addr, err := st.Client().WaitBound(ctx)
+	if err != nil {
+		return err
+	}
+	return use(st, addr) // serve, dial (st.GVisor() with gonet), ...
 	// README:end
 }
 
@@ -45,12 +51,13 @@ func claimOnTAP(ctx context.Context, name string, mac tcpip.LinkAddress) (netip.
 func Example_tap() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	addr, err := claimOnTAP(ctx, "ll0", tcpip.LinkAddress("\x02\x00\x00\x00\x00\x01"))
+	err := claimOnTAP(ctx, "ll0", tcpip.LinkAddress("\x02\x00\x00\x00\x00\x01"), func(st *stack.Stack, addr netip.Addr) error {
+		fmt.Println("claimed", addr)
+		return nil
+	})
 	if err != nil {
 		fmt.Println(err)
-		return
 	}
-	fmt.Println("claimed", addr)
 }
 
 // TestREADMEExample runs the README's example on a TAP that is down, on one
@@ -66,8 +73,14 @@ func TestREADMEExample(t *testing.T) {
 		err := ns.Do(func() (err error) {
 			ctx, cancel := context.WithTimeout(context.Background(), d)
 			defer cancel()
-			a, err = claimOnTAP(ctx, name, mac)
-			return err
+			return claimOnTAP(ctx, name, mac, func(st *stack.Stack, addr netip.Addr) error {
+				a = addr
+				if st.Client().Status().Configured != addr {
+					return fmt.Errorf("%v handed to use but not configured", addr)
+				}
+				time.Sleep(3 * time.Second) // in use: the second announcement goes out
+				return nil
+			})
 		})
 		return a, err
 	}
@@ -93,9 +106,13 @@ func TestREADMEExample(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		text := cap.text(t)
 		probes := cap.count(t, fmt.Sprintf("Request who-has %v tell 0.0.0.0", a))
 		if probes != 3 {
-			t.Errorf("tcpdump on the kernel side saw %d probes for %v, want 3:\n%s", probes, a, cap.text(t))
+			t.Errorf("tcpdump on the kernel side saw %d probes for %v, want 3:\n%s", probes, a, text)
+		}
+		if anns := strings.Count(cap.text(t), fmt.Sprintf("Request who-has %v tell %v", a, a)); anns != 2 {
+			t.Errorf("tcpdump saw %d announcements of %v while it was in use, want 2:\n%s", anns, a, cap.text(t))
 		}
 	})
 }

@@ -20,6 +20,7 @@ import (
 // default route through it with the lease's address as source.
 func (c *Client) configureManaged(j *job) {
 	a := j.prefix.Addr()
+	c.shim.dead.drop(a)
 	if !c.hasAddress(a) {
 		err := c.s.AddProtocolAddress(c.nic, tcpip.ProtocolAddress{
 			Protocol:          ipv4.ProtocolNumber,
@@ -46,6 +47,7 @@ func (c *Client) unconfigureManaged(p netip.Prefix) {
 	a := p.Addr()
 	if !c.keepConns {
 		c.resetConnections(a)
+		c.tombstone(a)
 	}
 	if err := c.s.RemoveAddress(c.nic, tcpip.AddrFrom4(a.As4())); err != nil {
 		if _, gone := err.(*tcpip.ErrBadLocalAddress); !gone {
@@ -66,7 +68,7 @@ func (c *Client) setOwnRoutes(a netip.Addr, want []tcpip.Route) {
 	have := c.ownRoutes[a]
 	for _, r := range have {
 		if !slices.ContainsFunc(want, func(x tcpip.Route) bool { return sameRoute(x, r) }) {
-			c.s.RemoveRoutes(func(x tcpip.Route) bool { return sameRoute(x, r) })
+			c.removeOneRoute(r)
 		}
 	}
 	for _, r := range want {

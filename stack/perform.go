@@ -166,6 +166,7 @@ func (c *Client) setBound(a netip.Addr) {
 }
 
 func (c *Client) addAddress(a netip.Addr) {
+	c.shim.dead.drop(a)
 	err := c.s.AddProtocolAddress(c.nic, tcpip.ProtocolAddress{
 		Protocol:          ipv4.ProtocolNumber,
 		AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4(a.As4()), PrefixLen: 16},
@@ -185,6 +186,7 @@ func (c *Client) addAddress(a netip.Addr) {
 func (c *Client) removeAddress(a netip.Addr) {
 	if !c.keepConns {
 		c.resetConnections(a)
+		c.tombstone(a)
 	}
 	c.removing.Store(true)
 	err := c.s.RemoveAddress(c.nic, tcpip.AddrFrom4(a.As4()))

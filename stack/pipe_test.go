@@ -237,3 +237,48 @@ func TestR30_ConnectionsResetWhenAddressGivenUp(t *testing.T) {
 		})
 	}
 }
+
+// TestR30_ConnectionInHandshakeReset: a conflict right after the peer's
+// Dial returned, before netstack has made the accepted endpoint, still
+// ends in a RST for the peer (from the given-up address, briefly), never a
+// hang.
+func TestR30_ConnectionInHandshakeReset(t *testing.T) {
+	for i := range 5 {
+		epA, epB := pipe.New(pipeMACA, pipeMACB, 1514)
+		sa, sb := newPipeStack(t, epA, nil, false), newPipeStack(t, epB, nil, false)
+		ca := attach(t, sa, stack.ClientConfig{Engine: autoip.Config{Timing: quickTiming(), Defend: acd.Abandon}})
+		cb := attach(t, sb, stack.ClientConfig{Engine: autoip.Config{Timing: quickTiming()}})
+		x, y := waitBound(t, ca, 10*time.Second), waitBound(t, cb, 10*time.Second)
+		l, err := gonet.ListenTCP(sa.GVisor(), tcpip.FullAddress{NIC: sa.NIC(), Addr: tcpip.AddrFrom4(x.As4()), Port: 80}, ipv4.ProtocolNumber)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		conn, err := gonet.DialTCPWithBind(ctx, sb.GVisor(),
+			tcpip.FullAddress{NIC: sb.NIC(), Addr: tcpip.AddrFrom4(y.As4())},
+			tcpip.FullAddress{NIC: sb.NIC(), Addr: tcpip.AddrFrom4(x.As4()), Port: 80}, ipv4.ProtocolNumber)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rogue := acd.MAC{0x02, 0x66, 0, 0, 0, 1}
+		if err := sb.Shim().InjectOutbound(acd.BroadcastFrame(acd.Announcement(rogue, x)).AppendBinary(nil)); err != nil {
+			t.Fatal(err)
+		}
+		// The peer sends, then reads. (A peer that only reads, with its
+		// handshake's last ACK still in netstack's queue when the address
+		// goes, is not reached: netstack cannot send from an address it
+		// no longer has, and we do not know the sequence numbers.)
+		time.Sleep(20 * time.Millisecond)
+		conn.SetDeadline(time.Now().Add(3 * time.Second))
+		_, werr := conn.Write([]byte("after the conflict"))
+		_, rerr := conn.Read(make([]byte, 1))
+		if !isReset(werr) && !isReset(rerr) {
+			t.Fatalf("run %d: write %v, read %v: want the connection reset; A resets %d, shim %+v", i, werr, rerr, ca.Status().ConnectionsReset, sa.Shim().Stats())
+		}
+		conn.Close()
+		l.Close()
+	}
+}
+
+func isReset(err error) bool { return err != nil && strings.Contains(err.Error(), "reset") }

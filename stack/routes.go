@@ -87,14 +87,20 @@ func (c *Client) syncRoutes(verify bool) {
 	case routable.IsValid():
 		want.SourceHint = tcpip.AddrFrom4(routable.As4())
 	}
-	if r.hasLL && (closed || !sameRoute(r.ll, want)) {
-		old := r.ll
-		c.s.RemoveRoutes(func(x tcpip.Route) bool { return sameRoute(x, old) })
-		r.hasLL = false
-	}
-	if !closed && !r.hasLL {
+	switch {
+	case closed:
+		if r.hasLL {
+			c.removeOneRoute(r.ll)
+			r.hasLL = false
+		}
+	case !r.hasLL:
 		c.s.AddRoute(want)
 		r.ll, r.hasLL = want, true
+	case !sameRoute(r.ll, want):
+		// The new one first: 169.254/16 is never without a route.
+		c.s.AddRoute(want)
+		c.removeOneRoute(r.ll)
+		r.ll = want
 	}
 	var hint tcpip.Address // zero: the hints we filled in go back to empty
 	if !closed && routable.IsValid() && bound.IsValid() {
@@ -125,10 +131,10 @@ func (c *Client) syncHints(hint tcpip.Address) {
 		if rt.SourceHint == hint {
 			continue
 		}
-		old, nw := rt, rt
+		nw := rt
 		nw.SourceHint = hint
-		c.s.RemoveRoutes(func(x tcpip.Route) bool { return sameRoute(x, old) })
 		c.s.AddRoute(nw)
+		c.removeOneRoute(rt)
 	}
 	r.hinted = hinted
 }
@@ -141,6 +147,19 @@ func (c *Client) inRouteTable(rt tcpip.Route) bool {
 		}
 	}
 	return false
+}
+
+// removeOneRoute removes one route equal to rt: an identical route the
+// application added itself stays.
+func (c *Client) removeOneRoute(rt tcpip.Route) {
+	done := false
+	c.s.RemoveRoutes(func(x tcpip.Route) bool {
+		if done || !sameRoute(x, rt) {
+			return false
+		}
+		done = true
+		return true
+	})
 }
 
 // sameRoute reports whether a and b are the same route in every field that

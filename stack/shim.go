@@ -2,6 +2,7 @@ package stack
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -24,6 +25,7 @@ type Shim struct {
 	link   gvstack.LinkEndpoint // the raw link under the Ethernet layer
 	owner  atomic.Pointer[Client]
 	dhcpOn atomic.Bool // the owner runs DHCP: datagrams to port 68 are its
+	dead   tombstones  // given-up addresses whose TCP segments get a RST
 
 	arpIn      atomic.Uint64
 	notARP     atomic.Uint64
@@ -31,6 +33,7 @@ type Shim struct {
 	rewritten  atomic.Uint64
 	redirected atomic.Uint64
 	notRouted  atomic.Uint64
+	resets     atomic.Uint64
 }
 
 var _ gvstack.LinkEndpoint = (*Shim)(nil)
@@ -41,7 +44,9 @@ var _ gvstack.NetworkDispatcher = (*Shim)(nil)
 // no header of its own: a tap.Link's Endpoint, a channel endpoint
 // (channel.New(n, 1514, mac)), one end of gVisor's link/pipe, or such an
 // endpoint wrapped by sniffer. If link reports its state (LinkStateWatcher,
-// as tap.Link's endpoint does), Attach wires that state into the Client.
+// as tap.Link's endpoint does), Attach wires that state into the Client. A
+// wrapper such as sniffer hides it: then give the TAP's endpoint as
+// ClientConfig.LinkState, or the link counts as always up.
 func NewShim(link gvstack.LinkEndpoint) (*Shim, error) {
 	if link == nil {
 		return nil, errors.New("autoip shim: nil link")
@@ -50,7 +55,11 @@ func NewShim(link gvstack.LinkEndpoint) (*Shim, error) {
 		return nil, errors.New("autoip shim: the link is already an ethernet.Endpoint; pass the raw link (NewShim adds the Ethernet layer)")
 	}
 	if la := link.LinkAddress(); len(la) != header.EthernetAddressSize {
-		return nil, errors.New("autoip shim: link address " + la.String() + " is not a 6-byte MAC")
+		return nil, fmt.Errorf("autoip shim: link address %q is not a 6-byte MAC", string(la))
+	}
+	// IPv4 needs 68 bytes of MTU (RFC 791) on top of the Ethernet header.
+	if mtu := link.MTU(); mtu < header.EthernetMinimumSize+68 {
+		return nil, fmt.Errorf("autoip shim: link MTU %d is below %d (an Ethernet header and IPv4's minimum of 68)", mtu, header.EthernetMinimumSize+68)
 	}
 	s := &Shim{link: link}
 	s.Endpoint.Init(ethernet.New(link), s)
@@ -81,6 +90,14 @@ func (s *Shim) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *gvst
 		s.notARP.Add(1)
 		if proto == header.IPv4ProtocolNumber && s.dhcpOn.Load() && s.takeDHCP(pkt) {
 			return
+		}
+		if proto == header.IPv4ProtocolNumber && s.dead.n.Load() > 0 {
+			v := gvstack.PayloadSince(pkt.LinkHeader())
+			answered := s.resetDead(v.AsSlice())
+			v.Release()
+			if answered {
+				return
+			}
 		}
 	}
 	s.Endpoint.DeliverNetworkPacket(proto, pkt)
@@ -231,12 +248,15 @@ type ShimStats struct {
 	// NotRouted counts such packets dropped because no client owned the
 	// Shim to deliver them.
 	NotRouted uint64 `json:"not_routed"`
+	// Resets counts RSTs sent for TCP segments to an address given up
+	// moments before (connections netstack had not finished opening).
+	Resets uint64 `json:"resets"`
 }
 
 // Stats returns the counters.
 func (s *Shim) Stats() ShimStats {
 	return ShimStats{
 		ARPIn: s.arpIn.Load(), NotARP: s.notARP.Load(), Dropped: s.dropped.Load(), Rewritten: s.rewritten.Load(),
-		Redirected: s.redirected.Load(), NotRouted: s.notRouted.Load(),
+		Redirected: s.redirected.Load(), NotRouted: s.notRouted.Load(), Resets: s.resets.Load(),
 	}
 }

@@ -24,6 +24,8 @@ import (
 // Defaults for LinkConfig fields left zero.
 const (
 	DefaultMTU           = 1500
+	MinMTU               = 68    // IPv4's minimum (RFC 791)
+	MaxMTU               = 65521 // the largest frame a TAP carries, less the Ethernet header
 	DefaultCheckInterval = time.Second
 )
 
@@ -34,7 +36,10 @@ const readBufSize = 65536 + header.EthernetMinimumSize
 // LinkConfig configures NewLink.
 type LinkConfig struct {
 	// Device selects the TAP. With Create false and the TAP missing, NewLink
-	// still succeeds and the Link waits for the TAP to appear.
+	// still succeeds and the Link waits for the TAP to appear. A TAP made
+	// with Create is down, as the kernel makes every new interface: bring
+	// it up (ip link set NAME up), or the Link stays down (autoipd -create
+	// does bring up the TAP it made).
 	Device Config
 
 	// MAC is the netstack's own MAC address (not the kernel TAP's). Inbound
@@ -42,7 +47,7 @@ type LinkConfig struct {
 	// does; broadcast and multicast frames pass. Required (6 bytes).
 	MAC tcpip.LinkAddress
 
-	// MTU is the IP MTU, default 1500. The endpoint reports MTU+14 so that
+	// MTU is the IP MTU, MinMTU..MaxMTU, default 1500. The endpoint reports MTU+14 so that
 	// ethernet.New(l.Endpoint()).MTU() reports MTU.
 	MTU uint32
 
@@ -131,6 +136,12 @@ func NewLink(cfg LinkConfig) (*Link, error) {
 	}
 	if len(cfg.MAC) != header.EthernetAddressSize {
 		return nil, opErr("open", name, fmt.Errorf("LinkConfig.MAC %q is not a 6-byte MAC address", cfg.MAC))
+	}
+	if cfg.MAC[0]&1 != 0 || cfg.MAC == "\x00\x00\x00\x00\x00\x00" {
+		return nil, opErr("open", name, fmt.Errorf("LinkConfig.MAC %v is not a unicast MAC address", cfg.MAC))
+	}
+	if cfg.MTU != 0 && (cfg.MTU < MinMTU || cfg.MTU > MaxMTU) {
+		return nil, opErr("open", name, fmt.Errorf("LinkConfig.MTU %d is out of range %d..%d", cfg.MTU, MinMTU, MaxMTU))
 	}
 	if cfg.MTU == 0 {
 		cfg.MTU = DefaultMTU
