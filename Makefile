@@ -12,6 +12,9 @@ FUZZ_TARGETS := \
 	./autoip/acd:FuzzDecodeVsGopacket \
 	./autoip/acd:FuzzDetector \
 	./autoip:FuzzEngine \
+	./dhcp:FuzzDecode \
+	./dhcp:FuzzDecodeVsGopacket \
+	./dhcp:FuzzClient \
 	./internal/hardening:FuzzDaemonParse \
 	./internal/hardening:FuzzScenarioParse \
 	./internal/hardening:FuzzPersistLoad
