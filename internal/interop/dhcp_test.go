@@ -128,6 +128,7 @@ func dhcpOnWire(w *wire, mac string) []dhcp.Message {
 var dhcpArgs = []string{"-o", "delay=100,dhcp", "-w", "1", "-dhcp-fallback", "30s"}
 
 func TestDHCPInterop(t *testing.T) {
+	t.Parallel()
 	requireBase(t)
 	for _, kind := range []string{"dnsmasq", "kea"} {
 		t.Run(kind, func(t *testing.T) {

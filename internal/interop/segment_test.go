@@ -244,6 +244,12 @@ func copyDir(src, dst string) error {
 // replacements made, and returns its path.
 func (s *segment) writeTemplate(name string, mode os.FileMode, repl ...string) string {
 	s.t.Helper()
+	return s.writeTemplateAs(name, name, mode, repl...)
+}
+
+// writeTemplateAs is writeTemplate into the case directory as out.
+func (s *segment) writeTemplateAs(name, out string, mode os.FileMode, repl ...string) string {
+	s.t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		s.t.Fatal(err)
@@ -252,7 +258,7 @@ func (s *segment) writeTemplate(name string, mode os.FileMode, repl ...string) s
 	if strings.Contains(body, "@") && regexp.MustCompile(`@[A-Z]+@`).MatchString(body) {
 		s.t.Fatalf("testdata/%s: placeholder left after substitution:\n%s", name, body)
 	}
-	path := filepath.Join(s.dir, name)
+	path := filepath.Join(s.dir, out)
 	if err := os.WriteFile(path, []byte(body), mode); err != nil {
 		s.t.Fatal(err)
 	}
@@ -306,9 +312,20 @@ type ours struct {
 // newOurs creates a persistent TAP in the bridge namespace, enslaves it and
 // brings it up; start runs autoipd on it (without -create: it attaches).
 func (s *segment) newOurs() *ours {
+	s.t.Helper()
+	return s.newOursN(0)
+}
+
+// newOursN is newOurs for the n-th daemon of a case (unique TAP and file
+// names); the segment's checks look at the last one made.
+func (s *segment) newOursN(n int) *ours {
 	t := s.t
 	t.Helper()
-	o := &ours{s: s, tap: "aipt" + s.id}
+	suffix := ""
+	if n > 0 {
+		suffix = fmt.Sprint(n)
+	}
+	o := &ours{s: s, tap: "aipt" + s.id + suffix}
 	o.mac = "02:a1:" + strings.Join(splitPairs(randHex(4)), ":")
 	s.ns.IP(t, "tuntap", "add", "dev", o.tap, "mode", "tap")
 	s.ns.IP(t, "link", "set", o.tap, "master", s.br)
@@ -320,9 +337,9 @@ func (s *segment) newOurs() *ours {
 	}
 	t.Cleanup(func() { os.RemoveAll(state) })
 	o.state = state
-	o.hookLog = filepath.Join(s.dir, "autoipd-hook.log")
-	o.hook = s.writeTemplate("autoipd-hook.sh", 0o755, "@LOG@", o.hookLog, "@DATE@", lookPath(t, "date"))
-	o.pcap = filepath.Join(s.dir, "autoipd.pcap")
+	o.hookLog = filepath.Join(s.dir, "autoipd"+suffix+"-hook.log")
+	o.hook = s.writeTemplateAs("autoipd-hook.sh", "autoipd"+suffix+"-hook.sh", 0o755, "@LOG@", o.hookLog, "@DATE@", lookPath(t, "date"))
+	o.pcap = filepath.Join(s.dir, "autoipd"+suffix+".pcap")
 	s.addLog(o.hookLog)
 	s.ours = o
 	return o
