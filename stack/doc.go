@@ -19,6 +19,11 @@
 //	    169.254.0.0/16 route; it is removed at once on loss (R18). Timers come
 //	    from the stack's tcpip.Clock, so a deterministic clock (DetClock)
 //	    makes the whole stack deterministic.
+//	  - The Client also runs RFC 5227 conflict detection for every other
+//	    address it configures (AddAddress, ClientConfig.Static) and, with
+//	    ClientConfig.DHCP, a DHCP client (package dhcp) whose lease goes
+//	    through the same detection, with link-local as its fallback. See
+//	    addresses.go and DHCPConfig.
 //	  - Stack builds a gVisor stack with one Ethernet NIC, a Shim and a
 //	    Client: the convenience for programs that do not have a stack yet.
 //	    Attach is for programs that do (wireguard-go or tailscale netstacks
