@@ -105,3 +105,14 @@ func ExampleAttach() {
 	// state: bound 169.254.232.46
 	// on NIC 2: 169.254.232.46/16
 }
+
+// The RFC timers and the defence policy are set with packages stack and
+// autoip alone.
+func ExampleClientConfig() {
+	cfg := stack.ClientConfig{Engine: autoip.Config{
+		Timing: autoip.Timing{ProbeNum: 4, ProbeMin: 500 * time.Millisecond, ProbeMax: time.Second},
+		Defend: autoip.Abandon,
+	}}
+	fmt.Println(cfg.Engine.Timing.WithDefaults().ProbeNum, cfg.Engine.Timing.WithDefaults().AnnounceNum, cfg.Engine.Defend)
+	// Output: 4 2 abandon
+}
