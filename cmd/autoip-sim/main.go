@@ -34,6 +34,9 @@ import (
 	"github.com/autoip-project/autoip/autoip"
 	"github.com/autoip-project/autoip/autoip/acd"
 	"github.com/autoip-project/autoip/sim"
+	"github.com/autoip-project/autoip/sim/report"
+	"github.com/autoip-project/autoip/sim/scenario"
+	"github.com/autoip-project/autoip/sim/segment"
 )
 
 func main() {
@@ -58,7 +61,7 @@ func badFlag(format string, args ...any) error { return usageError{fmt.Sprintf(f
 
 // options are the parsed command line.
 type options struct {
-	sc         *sim.Scenario
+	sc         *scenario.Scenario
 	report     string
 	jsonPath   string
 	hostDetail bool
@@ -80,7 +83,7 @@ var hostFlags = []string{"hosts", "start", "interval", "window", "same-initial",
 func parse(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("autoip-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	scenario := fs.String("scenario", "", "run this scenario `file` (JSON); without it the flags describe a boot storm")
+	scenarioPath := fs.String("scenario", "", "run this scenario `file` (JSON); without it the flags describe a boot storm")
 	hosts := fs.Int("hosts", 10, fmt.Sprintf("number of hosts, 1..%d", sim.MaxHosts))
 	start := fs.String("start", "all", "arrival pattern: all, staggered or random")
 	interval := fs.Duration("interval", 100*time.Millisecond, "time between arrivals with -start staggered, more than 0 and at most 24h")
@@ -160,8 +163,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		name string
 		v    time.Duration
 	}{{"latency", *latency}, {"jitter", *jitter}} {
-		if d.v < 0 || d.v > sim.MaxDelay {
-			return nil, badFlag("-%s %v is out of range 0..%v", d.name, d.v, sim.MaxDelay)
+		if d.v < 0 || d.v > segment.MaxDelay {
+			return nil, badFlag("-%s %v is out of range 0..%v", d.name, d.v, segment.MaxDelay)
 		}
 	}
 	for _, p := range []struct {
@@ -195,31 +198,31 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		svgPath: *svgPath, svgRows: *svgRows, tracePath: *tracePath, progress: *progress,
 		perf: *perf, check: *check, memLimit: *memLimit,
 	}
-	if *scenario != "" {
+	if *scenarioPath != "" {
 		for _, name := range hostFlags {
 			if set[name] {
 				return nil, badFlag("-%s describes the hosts and cannot be combined with -scenario (edit the scenario file)", name)
 			}
 		}
-		sc, err := sim.LoadScenario(*scenario)
+		sc, err := scenario.Load(*scenarioPath)
 		if err != nil {
-			return nil, badFlag("-scenario %s: %v", *scenario, err)
+			return nil, badFlag("-scenario %s: %v", *scenarioPath, err)
 		}
 		o.sc = sc
 	} else {
-		hs := sim.HostSpec{Count: *hosts, Start: *start, Interval: sim.Duration(*interval), Window: sim.Duration(*window),
+		hs := scenario.HostSpec{Count: *hosts, Start: *start, Interval: scenario.Duration(*interval), Window: scenario.Duration(*window),
 			Initial: *sameInitial, EngineSeed: *engineSeed, Defend: *defend}
 		if *delay != 0 {
-			hs.Timing = &sim.TimingSpec{QNXDelayMS: *delay}
+			hs.Timing = &scenario.TimingSpec{QNXDelayMS: *delay}
 		}
-		o.sc = &sim.Scenario{Name: fmt.Sprintf("flags-%d-hosts", *hosts), Hosts: []sim.HostSpec{hs}, Seed: *seed, Duration: sim.Duration(*duration)}
+		o.sc = &scenario.Scenario{Name: fmt.Sprintf("flags-%d-hosts", *hosts), Hosts: []scenario.HostSpec{hs}, Seed: *seed, Duration: scenario.Duration(*duration)}
 	}
 	sc := o.sc
 	if set["seed"] {
 		sc.Seed = *seed
 	}
 	if set["duration"] {
-		sc.Duration = sim.Duration(*duration)
+		sc.Duration = scenario.Duration(*duration)
 	}
 	if set["unfiltered"] {
 		sc.Unfiltered = *unfiltered
@@ -229,10 +232,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	l := &sc.Link
 	if set["latency"] {
-		l.Latency = sim.Duration(*latency)
+		l.Latency = scenario.Duration(*latency)
 	}
 	if set["jitter"] {
-		l.Jitter = sim.Duration(*jitter)
+		l.Jitter = scenario.Duration(*jitter)
 	}
 	if set["loss"] {
 		l.Loss = *loss
@@ -307,7 +310,7 @@ func simulate(o *options, stdout, stderr io.Writer) (failed bool, err error) {
 		closers = append(closers, f.Close)
 		return f, nil
 	}
-	out := sim.Outputs{TraceHosts: o.traceHosts}
+	out := scenario.Outputs{TraceHosts: o.traceHosts}
 	if o.progress > 0 {
 		out.Progress, out.ProgressEvery = stderr, o.progress
 	}
@@ -323,15 +326,15 @@ func simulate(o *options, stdout, stderr io.Writer) (failed bool, err error) {
 	}
 	var base uint64
 	if o.perf {
-		base = sim.HeapInUse()
-		sim.ResetPeakRSS()
+		base = report.HeapInUse()
+		report.ResetPeakRSS()
 	}
-	s, rep, err := sim.RunScenario(o.sc, out)
+	s, rep, err := scenario.Run(o.sc, out)
 	if err != nil {
 		return false, err
 	}
 	if o.perf {
-		rep.Perf = s.Perf(base)
+		rep.Perf = report.Measure(s, base)
 	}
 	fails := o.sc.CheckExpect(rep)
 	if o.svgPath != "" {
@@ -339,7 +342,7 @@ func simulate(o *options, stdout, stderr io.Writer) (failed bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		if err := s.WriteSVG(w, sim.SVGOptions{MaxRows: o.svgRows}); err != nil {
+		if err := report.WriteSVG(w, s, report.SVGOptions{MaxRows: o.svgRows}); err != nil {
 			return false, err
 		}
 	}

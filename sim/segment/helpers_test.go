@@ -93,7 +93,7 @@ func (w *world) addClient(pc segment.PortConfig, cc stack.ClientConfig) *host {
 	st, err := stack.New(stack.Options{
 		Link: port.Link(), Clock: w.clk, NoTCP: true,
 		RandSource: rand.NewSource(int64(i + 1)), SecureRNG: rand.New(rand.NewSource(int64(i + 100))),
-		AutoIP:     &cc,
+		AutoIP: &cc,
 	})
 	if err != nil {
 		w.t.Fatal(err)
