@@ -10,14 +10,31 @@ import (
 // timers due, and reports whether it did anything. Frames that timers
 // write are taken at the next Step.
 func (s *Segment) Step() bool {
-	if s.closed {
-		return false
-	}
-	progress := s.pump()
+	progress := s.Pump()
 	for s.err == nil && s.clk.RunOneDue() {
 		progress = true
 	}
 	return progress
+}
+
+// Pump is Step without the clock's timers: it puts the frames the ports
+// wrote on the segment and runs the events due, until there is nothing
+// left of either, and reports whether it did anything. A caller that runs
+// the timers itself (to look at the stacks after each) loops on Pump and
+// the clock's RunOneDue.
+func (s *Segment) Pump() bool {
+	if s.closed {
+		return false
+	}
+	s.sync()
+	return s.pump()
+}
+
+// sync catches up with the clock if someone else moved it.
+func (s *Segment) sync() {
+	if d := int64(s.clk.Now().Sub(s.start)); d > s.now {
+		s.now = d
+	}
 }
 
 // Next returns the earliest time something is pending: a clock timer or a
