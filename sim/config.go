@@ -62,9 +62,11 @@ type Config struct {
 	// timestamps.
 	PCAP io.Writer
 	// Trace, if set, receives a text trace of the hosts in TraceHosts (all
-	// hosts if TraceHosts is nil): events, frames sent and received.
-	Trace      io.Writer
-	TraceHosts []int
+	// hosts if TraceHosts is nil): events and, as TraceFrames says, the
+	// frames they sent and received.
+	Trace       io.Writer
+	TraceHosts  []int
+	TraceFrames TraceFrames
 	// Progress, if set, receives a one-line progress report every
 	// ProgressEvery of wall time (default 1s) while Run runs.
 	Progress      io.Writer
@@ -169,6 +171,16 @@ func (h HostConfig) Validate() error {
 	}
 	return segment.CheckProbability("host echo", h.Echo)
 }
+
+// TraceFrames says which frames the trace shows besides the events.
+type TraceFrames uint8
+
+// What the trace shows.
+const (
+	TraceSentAndReceived TraceFrames = iota // every frame a traced host sends or receives
+	TraceSent                               // the frames it sends
+	TraceNoFrames                           // events only
+)
 
 // ActorKind names a hostile or broken device on the segment.
 type ActorKind uint8

@@ -225,7 +225,7 @@ func (s *Sim) onTransmit(fr segment.Frame) {
 		r.spa, r.tpa = f.SenderIP.As4(), f.TargetIP.As4()
 	}
 	s.txlog = append(s.txlog, r)
-	if h != nil && h.traced {
+	if h != nil && h.traced && s.cfg.TraceFrames != TraceNoFrames {
 		s.trace.frame(r.at, h, "tx", b)
 	}
 }

@@ -104,7 +104,9 @@ func (s *Sim) AddHost(hc HostConfig) (int, error) {
 	pc := segment.PortConfig{Filtered: !s.cfg.Unfiltered, Echo: hc.Echo, QueueSize: s.cfg.QueueSize}
 	if s.trace != nil && s.trace.wants(int(idx)) {
 		h.traced = true
-		pc.OnDeliver = func(b []byte) { s.trace.frame(s.now(), h, "rx", b) }
+		if s.cfg.TraceFrames == TraceSentAndReceived {
+			pc.OnDeliver = func(b []byte) { s.trace.frame(s.now(), h, "rx", b) }
+		}
 	}
 	port, err := s.seg.NewPort(pc)
 	if err != nil {

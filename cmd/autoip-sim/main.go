@@ -61,19 +61,20 @@ func badFlag(format string, args ...any) error { return usageError{fmt.Sprintf(f
 
 // options are the parsed command line.
 type options struct {
-	sc         *scenario.Scenario
-	report     string
-	jsonPath   string
-	hostDetail bool
-	pcapPath   string
-	svgPath    string
-	svgRows    int
-	tracePath  string
-	traceHosts []int
-	progress   time.Duration
-	perf       bool
-	check      bool
-	memLimit   int
+	sc          *scenario.Scenario
+	report      string
+	jsonPath    string
+	hostDetail  bool
+	pcapPath    string
+	svgPath     string
+	svgRows     int
+	tracePath   string
+	traceHosts  []int
+	traceFrames sim.TraceFrames
+	progress    time.Duration
+	perf        bool
+	check       bool
+	memLimit    int
 }
 
 // hostFlags are the flags that describe the hosts of a flag-built run;
@@ -110,6 +111,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	svgRows := fs.Int("svg-rows", 60, fmt.Sprintf("host rows in the SVG, 1..%d", maxSVGRows))
 	tracePath := fs.String("trace", "", "write a per-host text trace to this `file` (- for stdout)")
 	traceHosts := fs.String("trace-hosts", "all", "hosts to trace: all, or a comma-separated `list` of indices")
+	traceFrames := fs.String("trace-frames", "all", "frames in the trace besides the events: all (sent and received), sent or none")
 	progress := fs.Duration("progress", 2*time.Second, "progress line on stderr every this much wall time, 0 to disable, at most 1h")
 	perf := fs.Bool("perf", false, "add wall time, sim/wall, heap per host and peak RSS to the report")
 	check := fs.Bool("check", true, "exit 1 if an invariant or a scenario expectation fails")
@@ -186,6 +188,16 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if *svgRows < 1 || *svgRows > maxSVGRows {
 		return nil, badFlag("-svg-rows %d is out of range 1..%d", *svgRows, maxSVGRows)
 	}
+	var tf sim.TraceFrames
+	switch *traceFrames {
+	case "all":
+	case "sent":
+		tf = sim.TraceSent
+	case "none":
+		tf = sim.TraceNoFrames
+	default:
+		return nil, badFlag("-trace-frames %q: want all, sent or none", *traceFrames)
+	}
 	if *progress < 0 || *progress > time.Hour {
 		return nil, badFlag("-progress %v is out of range 0..1h", *progress)
 	}
@@ -196,7 +208,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	o := &options{
 		report: *report, jsonPath: *jsonPath, hostDetail: *hostDetail, pcapPath: *pcapPath,
 		svgPath: *svgPath, svgRows: *svgRows, tracePath: *tracePath, progress: *progress,
-		perf: *perf, check: *check, memLimit: *memLimit,
+		perf: *perf, check: *check, memLimit: *memLimit, traceFrames: tf,
 	}
 	if *scenarioPath != "" {
 		for _, name := range hostFlags {
@@ -310,7 +322,7 @@ func simulate(o *options, stdout, stderr io.Writer) (failed bool, err error) {
 		closers = append(closers, f.Close)
 		return f, nil
 	}
-	out := scenario.Outputs{TraceHosts: o.traceHosts}
+	out := scenario.Outputs{TraceHosts: o.traceHosts, TraceFrames: o.traceFrames}
 	if o.progress > 0 {
 		out.Progress, out.ProgressEvery = stderr, o.progress
 	}

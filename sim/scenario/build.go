@@ -16,6 +16,7 @@ type Outputs struct {
 	PCAP          io.Writer
 	Trace         io.Writer
 	TraceHosts    []int
+	TraceFrames   sim.TraceFrames
 	Progress      io.Writer
 	ProgressEvery time.Duration
 	// FullStacks is sim.Config.FullStacks.
@@ -30,7 +31,7 @@ func (sc *Scenario) Build(out Outputs) (*sim.Sim, error) {
 		return nil, err
 	}
 	cfg := p.cfg
-	cfg.PCAP, cfg.Trace, cfg.TraceHosts = out.PCAP, out.Trace, out.TraceHosts
+	cfg.PCAP, cfg.Trace, cfg.TraceHosts, cfg.TraceFrames = out.PCAP, out.Trace, out.TraceHosts, out.TraceFrames
 	cfg.Progress, cfg.ProgressEvery = out.Progress, out.ProgressEvery
 	cfg.FullStacks = out.FullStacks
 	s, err := sim.New(cfg)
