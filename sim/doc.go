@@ -143,6 +143,13 @@
 // (table or JSON) and the SVG timeline of a finished run. The command
 // autoip-sim drives all of it.
 //
+// # Real time
+//
+// Bridge connects the segment to a real frame device (a TAP on a Linux
+// bridge) and RunRealTime runs it with virtual time following the wall
+// clock: the simulated hosts then share a real Ethernet segment with real
+// link-local implementations (autoip-sim -tap).
+//
 // # Scale
 //
 // BenchmarkBootStorm and autoip-sim -perf boot 1,000 to 50,000 hosts at

@@ -36,6 +36,7 @@ type Sim struct {
 
 	trace    *tracer
 	err      error // first error of an output writer or a host
+	bridged  bool  // a real device is on the segment: real time only
 	closed   bool
 	closing  bool
 	quiet    bool // the last Run ended because nothing was pending
@@ -146,6 +147,9 @@ func (s *Sim) Run() error { return s.RunUntil(s.cfg.Duration) }
 func (s *Sim) RunUntil(t time.Duration) error {
 	if s.closed {
 		return errors.New("sim: run: simulation closed")
+	}
+	if s.bridged {
+		return fmt.Errorf("sim: run: %w", segment.ErrBridged)
 	}
 	wall := time.Now()
 	s.progress.start(wall)

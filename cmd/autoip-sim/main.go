@@ -5,7 +5,8 @@
 // Usage:
 //
 //	autoip-sim [flags]                      a boot storm described by flags
-//	autoip-sim -scenario FILE [flags]       a scenario file (JSON, see package sim)
+//	autoip-sim -scenario FILE [flags]       a scenario file (JSON, see package sim/scenario)
+//	autoip-sim -tap IFACE [flags]           the same, in real time, on a real segment
 //
 // Examples:
 //
@@ -17,18 +18,30 @@
 // picture (except the -perf figures). The exit status is 0 when the run
 // succeeded and every invariant and expectation held, 1 when one failed
 // (or the run itself failed), 2 for a bad command line.
+//
+// With -tap the simulated hosts join a real Ethernet segment through an
+// existing TAP device (a port of a Linux bridge, say), in real time: the
+// simulator becomes a load and conformance driver for the link-local
+// implementations on that segment. The run ends, printing the report, when
+// every simulated host is bound, on SIGINT or SIGTERM, or after -duration;
+// with -hold the hosts stay on the segment, defending their addresses,
+// until SIGINT, SIGTERM or -duration (a line on stderr says when they were
+// all bound). The capture (-pcap) then has real timestamps.
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/autoip-project/autoip/autoip"
@@ -37,6 +50,7 @@ import (
 	"github.com/autoip-project/autoip/sim/report"
 	"github.com/autoip-project/autoip/sim/scenario"
 	"github.com/autoip-project/autoip/sim/segment"
+	"github.com/autoip-project/autoip/tap"
 )
 
 func main() {
@@ -75,6 +89,8 @@ type options struct {
 	perf        bool
 	check       bool
 	memLimit    int
+	tap         string // real-time run on this TAP
+	hold        bool
 }
 
 // hostFlags are the flags that describe the hosts of a flag-built run;
@@ -94,7 +110,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	defend := fs.String("defend", "once", "defence `policy` while bound: once or abandon (RFC 3927 §2.5)")
 	delay := fs.Int("delay", 0, "QNX lsm-autoip delay= in `ms`, 1..8000 (probes delay/2..delay apart); 0: RFC timing")
 	seed := fs.Uint64("seed", 1, "simulation seed, the only entropy (overrides the scenario's)")
-	duration := fs.Duration("duration", sim.DefaultDuration, "stop after this much simulated time if not quiet before, more than 0 and at most 720h (overrides the scenario's)")
+	duration := fs.Duration("duration", time.Hour, "stop after this much simulated (with -tap: real) time if not quiet before, more than 0 and at most 720h (overrides the scenario's)")
 	latency := fs.Duration("latency", 0, "frame delivery latency, 0..1m")
 	jitter := fs.Duration("jitter", 0, "random extra delay per frame, 0..1m")
 	loss := fs.Float64("loss", 0, "probability a receiver misses a frame, 0..1")
@@ -115,6 +131,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	progress := fs.Duration("progress", 2*time.Second, "progress line on stderr every this much wall time, 0 to disable, at most 1h")
 	perf := fs.Bool("perf", false, "add wall time, sim/wall, heap per host and peak RSS to the report")
 	check := fs.Bool("check", true, "exit 1 if an invariant or a scenario expectation fails")
+	tapName := fs.String("tap", "", "run in real time with the hosts on the Ethernet segment of this existing TAP `interface` (needs CAP_NET_ADMIN or a TAP owned by the user)")
+	hold := fs.Bool("hold", false, "with -tap: once all hosts are bound keep them on the segment until SIGINT, SIGTERM or -duration")
 	memLimit := fs.Int("memlimit", 0, fmt.Sprintf("soft memory limit in `MiB` for the Go runtime, 0..%d (0: none)", maxMemLimitMiB))
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: autoip-sim [-scenario FILE] [flags]\n\n"+
@@ -204,11 +222,19 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if *memLimit < 0 || *memLimit > maxMemLimitMiB {
 		return nil, badFlag("-memlimit %d MiB is out of range 0..%d", *memLimit, maxMemLimitMiB)
 	}
+	if *tapName != "" {
+		if err := tap.ValidateName(*tapName); err != nil {
+			return nil, badFlag("-tap %q: %v", *tapName, err)
+		}
+	} else if *hold {
+		return nil, badFlag("-hold needs -tap: a virtual-time run ends when it is quiet")
+	}
 
 	o := &options{
 		report: *report, jsonPath: *jsonPath, hostDetail: *hostDetail, pcapPath: *pcapPath,
 		svgPath: *svgPath, svgRows: *svgRows, tracePath: *tracePath, progress: *progress,
 		perf: *perf, check: *check, memLimit: *memLimit, traceFrames: tf,
+		tap: *tapName, hold: *hold,
 	}
 	if *scenarioPath != "" {
 		for _, name := range hostFlags {
@@ -322,7 +348,7 @@ func simulate(o *options, stdout, stderr io.Writer) (failed bool, err error) {
 		closers = append(closers, f.Close)
 		return f, nil
 	}
-	out := scenario.Outputs{TraceHosts: o.traceHosts, TraceFrames: o.traceFrames}
+	out := scenario.Options{TraceHosts: o.traceHosts, TraceFrames: o.traceFrames}
 	if o.progress > 0 {
 		out.Progress, out.ProgressEvery = stderr, o.progress
 	}
@@ -341,7 +367,13 @@ func simulate(o *options, stdout, stderr io.Writer) (failed bool, err error) {
 		base = report.HeapInUse()
 		report.ResetPeakRSS()
 	}
-	s, rep, err := scenario.Run(o.sc, out)
+	var s *sim.Sim
+	var rep *report.Report
+	if o.tap != "" {
+		s, rep, err = realTime(o, out, stderr)
+	} else {
+		s, rep, err = scenario.Run(o.sc, out)
+	}
 	if err != nil {
 		return false, err
 	}
@@ -387,4 +419,41 @@ func simulate(o *options, stdout, stderr io.Writer) (failed bool, err error) {
 	}
 	// Closing 10,000 netstacks takes a moment and changes nothing.
 	return len(fails) > 0, nil
+}
+
+// realTime runs the scenario in real time with its hosts bridged to the
+// TAP named o.tap, until they are all bound (or, with -hold, until a
+// signal or the duration), and returns the simulation and its report.
+func realTime(o *options, out scenario.Options, stderr io.Writer) (*sim.Sim, *report.Report, error) {
+	dev, err := tap.Open(tap.Config{Name: o.tap})
+	if err != nil {
+		return nil, nil, fmt.Errorf("-tap %s: %w", o.tap, err)
+	}
+	defer dev.Close()
+	out.Start = time.Now().UTC()
+	s, err := o.sc.Build(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.Bridge(dev); err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	wall := time.Now()
+	said := false
+	err = s.RunRealTime(ctx, func() bool {
+		if !said && s.AllBound() {
+			said = true
+			fmt.Fprintf(stderr, "autoip-sim: all %d simulated hosts bound after %v on %s\n", s.NumHosts(), time.Since(wall).Round(time.Millisecond), o.tap)
+			return !o.hold
+		}
+		return false
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, report.Build(s, report.Options{HostDetail: true, Check: o.sc.CheckOptions()}), nil
 }

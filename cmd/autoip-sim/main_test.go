@@ -48,6 +48,9 @@ func TestFlagValidation(t *testing.T) {
 		{[]string{"-trace-hosts", "0,10"}, `-trace-hosts: "10" is not a host index 0..9`},
 		{[]string{"-hosts", "3", "-trace-hosts", "x"}, `-trace-hosts: "x" is not a host index 0..2`},
 		{[]string{"-trace-frames", "rx"}, `-trace-frames "rx": want all, sent or none`},
+		{[]string{"-hold"}, "-hold needs -tap"},
+		{[]string{"-tap", "a/b"}, `-tap "a/b": `},
+		{[]string{"-tap", "much-too-long-name"}, `-tap "much-too-long-name": `},
 		{[]string{"-scenario", scenarios + "rogue-host.json", "-hosts", "3"}, "-hosts describes the hosts and cannot be combined with -scenario"},
 		{[]string{"-scenario", "/nonexistent.json"}, "-scenario /nonexistent.json: load scenario"},
 		{[]string{"stray"}, `unexpected argument "stray"`},
@@ -149,6 +152,15 @@ func TestTraceFrames(t *testing.T) {
 		if strings.Count(out, "CONFLICT   169.254.20.20 (probing)") != 3 || strings.Count(out, " BIND ") != 4 {
 			t.Errorf("%s: the story lacks three conflicts and four binds:\n%s", c.mode, out)
 		}
+	}
+}
+
+// TestTapMissing: -tap on a TAP that does not exist fails (exit 1) naming
+// it; without the privileges to open TAPs it fails too, saying why.
+func TestTapMissing(t *testing.T) {
+	code, _, stderr := runCLI(t, "-tap", "aipsnone0", "-hosts", "2")
+	if code != 1 || !strings.Contains(stderr, "-tap aipsnone0: ") {
+		t.Errorf("exit %d, stderr %q; want 1 naming the TAP", code, stderr)
 	}
 }
 

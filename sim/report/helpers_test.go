@@ -35,7 +35,7 @@ func run(t *testing.T, name string) runOut {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, r, err := scenario.Run(sc, scenario.Outputs{})
+	s, r, err := scenario.Run(sc, scenario.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

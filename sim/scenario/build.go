@@ -10,22 +10,24 @@ import (
 	"github.com/autoip-project/autoip/sim/report"
 )
 
-// Outputs are where a scenario run writes besides its report
-// (sim.Config's fields of the same names), and how its hosts are built.
-type Outputs struct {
+// Options are where a scenario run writes besides its report and how it
+// runs: sim.Config's fields of the same names.
+type Options struct {
 	PCAP          io.Writer
 	Trace         io.Writer
 	TraceHosts    []int
 	TraceFrames   sim.TraceFrames
 	Progress      io.Writer
 	ProgressEvery time.Duration
-	// FullStacks is sim.Config.FullStacks.
-	FullStacks bool
+	FullStacks    bool
+	// Start, if not zero, replaces sim.DefaultStart (a real-time run
+	// starts now, so that its capture has real timestamps).
+	Start time.Time
 }
 
 // Build creates the simulation a scenario describes, with its hosts,
 // actors and events scheduled, ready to Run.
-func (sc *Scenario) Build(out Outputs) (*sim.Sim, error) {
+func (sc *Scenario) Build(out Options) (*sim.Sim, error) {
 	p, err := sc.plan()
 	if err != nil {
 		return nil, err
@@ -34,6 +36,9 @@ func (sc *Scenario) Build(out Outputs) (*sim.Sim, error) {
 	cfg.PCAP, cfg.Trace, cfg.TraceHosts, cfg.TraceFrames = out.PCAP, out.Trace, out.TraceHosts, out.TraceFrames
 	cfg.Progress, cfg.ProgressEvery = out.Progress, out.ProgressEvery
 	cfg.FullStacks = out.FullStacks
+	if !out.Start.IsZero() {
+		cfg.Start = out.Start
+	}
 	s, err := sim.New(cfg)
 	if err != nil {
 		return nil, err
@@ -123,7 +128,7 @@ func schedule(s *sim.Sim, ev EventSpec) error {
 
 // Run builds and runs sc, and returns the simulation (for the caller to
 // inspect, draw and Close) and its report, with host detail.
-func Run(sc *Scenario, out Outputs) (*sim.Sim, *report.Report, error) {
+func Run(sc *Scenario, out Options) (*sim.Sim, *report.Report, error) {
 	s, err := sc.Build(out)
 	if err != nil {
 		return nil, nil, err

@@ -74,7 +74,7 @@ func TestLeanStacksChangeNothing(t *testing.T) {
 		}
 		t.Run(sc.Name, func(t *testing.T) {
 			lean := run(t, sc)
-			full := runWith(t, load(t, f), Outputs{FullStacks: true})
+			full := runWith(t, load(t, f), Options{FullStacks: true})
 			for _, c := range []struct {
 				what string
 				x, y []byte

@@ -33,11 +33,11 @@ type runOut struct {
 // the test ends.
 func run(t *testing.T, sc *Scenario) runOut {
 	t.Helper()
-	return runWith(t, sc, Outputs{})
+	return runWith(t, sc, Options{})
 }
 
 // runWith is run with the options of out (its writers are replaced).
-func runWith(t *testing.T, sc *Scenario, out Outputs) runOut {
+func runWith(t *testing.T, sc *Scenario, out Options) runOut {
 	t.Helper()
 	var pcap, trace, svg, rep bytes.Buffer
 	out.PCAP, out.Trace = &pcap, &trace

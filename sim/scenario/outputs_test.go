@@ -113,7 +113,7 @@ func TestPCAP(t *testing.T) {
 func TestTrace(t *testing.T) {
 	var tr bytes.Buffer
 	sc := load(t, libraryDir+"/static-incumbent.json")
-	s, _, err := Run(sc, Outputs{Trace: &tr, TraceHosts: []int{1}})
+	s, _, err := Run(sc, Options{Trace: &tr, TraceHosts: []int{1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestTrace(t *testing.T) {
 func TestProgress(t *testing.T) {
 	var p bytes.Buffer
 	sc := load(t, libraryDir+"/simultaneous-probe.json")
-	s, _, err := Run(sc, Outputs{Progress: &p, ProgressEvery: time.Nanosecond})
+	s, _, err := Run(sc, Options{Progress: &p, ProgressEvery: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,7 +84,7 @@ func TestInvariantSweep(t *testing.T) {
 		if err := sc.Validate(); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
-		s, r, err := Run(sc, Outputs{})
+		s, r, err := Run(sc, Options{})
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
@@ -108,7 +108,7 @@ func TestInvariantSweepLossy(t *testing.T) {
 	}
 	for seed := uint64(1); seed <= seeds; seed++ {
 		sc := sweepScenario(seed, true)
-		s, err := sc.Build(Outputs{})
+		s, err := sc.Build(Options{})
 		if err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}

@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
+	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/autoip-project/autoip/autoip"
 	"github.com/autoip-project/autoip/autoip/acd"
@@ -145,4 +147,16 @@ func pcapTimes(t testing.TB, b []byte) []time.Time {
 		off += 16 + n
 	}
 	return out
+}
+
+// newChannel returns a channel endpoint with host i's MAC.
+func newChannel(i int) *channel.Endpoint { return channel.New(16, 1514, la(i)) }
+
+// writeFrame writes frame to the port's endpoint as its stack would.
+func writeFrame(p *segment.Port, frame []byte) {
+	pkt := gvstack.NewPacketBuffer(gvstack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
+	var l gvstack.PacketBufferList
+	l.PushBack(pkt)
+	p.Endpoint().WritePackets(l)
+	pkt.DecRef()
 }
