@@ -16,7 +16,7 @@ import (
 
 // actor is a scripted device on the segment (see ActorKind). It reacts to
 // the frames of its partition and to its own timers, and sends raw frames
-// through the hub like any host.
+// through the segment like any host.
 type actor struct {
 	idx  int
 	cfg  ActorConfig

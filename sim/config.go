@@ -53,7 +53,7 @@ type Config struct {
 	// the package doc for why the outcome is the same.
 	Unfiltered bool
 	// QueueSize is the capacity of each host's outbound channel queue,
-	// 1..MaxQueueSize; zero means DefaultQueueSize. The hub drains a host's
+	// 1..MaxQueueSize; zero means DefaultQueueSize. The segment drains a host's
 	// queue after every step of that host, so it never holds more than one
 	// step's frames.
 	QueueSize int

@@ -134,7 +134,7 @@ func FuzzScenarioParse(f *testing.F) {
 		if sc.NumHosts() > 64 || len(sc.Actors) > 16 {
 			return // building a million hosts proves nothing more and takes long
 		}
-		s, err := sc.Build(scenario.Outputs{})
+		s, err := sc.Build(scenario.Options{})
 		if err != nil {
 			t.Fatalf("an accepted scenario does not build: %v\n%s", err, b)
 		}
@@ -225,7 +225,7 @@ func TestScenarioValidateRefusesMulticastRestartMAC(t *testing.T) {
 		}
 		return
 	}
-	s, err := sc.Build(scenario.Outputs{})
+	s, err := sc.Build(scenario.Options{})
 	if err != nil {
 		t.Fatalf("accepted, then Build fails: %v", err)
 	}

@@ -71,7 +71,7 @@ type FrameTotals struct {
 	NotARP       uint64 `json:"not_arp"`
 }
 
-// Delivery counts what the hub did with the frames. Deliveries and Lost
+// Delivery counts what the segment did with the frames. Deliveries and Lost
 // count deliveries to hosts and actors, so they depend on filtering
 // (fewer deliveries is what the filter saves); nothing else does.
 type Delivery struct {
