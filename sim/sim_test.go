@@ -255,3 +255,39 @@ func TestHostEcho(t *testing.T) {
 		t.Errorf("echoed %d, conflicts %d, violations %v; want 5 echoes of host 0's frames and no conflict", tot.Segment.Echoed, tot.Conflicts, vs)
 	}
 }
+
+// TestHostAccessors: a booted host's stack, client and port are reachable,
+// and agree with its status; a static host has no client.
+func TestHostAccessors(t *testing.T) {
+	s, _ := New(Config{Seed: 1})
+	defer s.Close()
+	s.AddHost(HostConfig{})
+	s.AddHost(HostConfig{Static: netip.MustParseAddr("169.254.9.9")})
+	if gv, _ := s.GVisor(0); gv != nil || s.Client(0) != nil {
+		t.Error("a host that has not booted has a stack")
+	}
+	if err := s.Run(); err != nil {
+		t.Fatal(err)
+	}
+	hs, _ := s.Host(0)
+	gv, nic := s.GVisor(0)
+	if gv == nil || s.Client(0) == nil || s.Client(0).Status().Configured != hs.Addr {
+		t.Fatalf("host 0: stack %v, client %v, status %+v", gv, s.Client(0), hs)
+	}
+	found := false
+	for _, pa := range gv.AllAddresses()[nic] {
+		found = found || netip.AddrFrom4(pa.AddressWithPrefix.Address.As4()) == hs.Addr
+	}
+	if !found {
+		t.Errorf("host 0's NIC lacks %v", hs.Addr)
+	}
+	if s.Client(1) != nil || !s.HostConfig(1).Static.IsValid() {
+		t.Error("the static host has a client, or lost its configuration")
+	}
+	if s.Segment().Now() != s.Now() {
+		t.Error("the segment's time is not the simulation's")
+	}
+	if gv, _ := s.GVisor(5); gv != nil || s.Client(-1) != nil {
+		t.Error("out-of-range host has a client")
+	}
+}

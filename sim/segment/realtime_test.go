@@ -143,3 +143,31 @@ func TestSettleWaitsForOtherGoroutines(t *testing.T) {
 		t.Errorf("frames %+v, want one at virtual time 0", w.tx)
 	}
 }
+
+// refusing is a frame device whose writes fail, like a TAP that is down;
+// it never brings a frame in.
+type refusing struct{ closed chan struct{} }
+
+func (r refusing) Read([]byte) (int, error) { <-r.closed; return 0, os.ErrClosed }
+
+func (refusing) Write([]byte) (int, error) { return 0, errors.New("input/output error") }
+
+// TestBridgeDropsRefusedFrames: frames the device refuses are lost and
+// counted; the run goes on.
+func TestBridgeDropsRefusedFrames(t *testing.T) {
+	dev := refusing{closed: make(chan struct{})}
+	defer close(dev.closed)
+	w := newWorld(t, segment.Config{})
+	if _, err := w.seg.Bridge(dev); err != nil {
+		t.Fatal(err)
+	}
+	h := w.add(segment.PortConfig{}, autoip.Config{Timing: fast})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := w.seg.RunRealTime(ctx, func() bool { return h.bound().IsValid() }); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.seg.Stats(); st.BridgeDropped == 0 || st.BridgeDropped != st.Frames {
+		t.Errorf("stats %+v: want every frame dropped by the device", st)
+	}
+}

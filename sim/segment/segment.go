@@ -79,6 +79,9 @@ type Stats struct {
 	TxLinkDown  uint64 // frames a port wrote while its link was down or it was unplugged
 	QueueFull   uint64 // drains that found a port's queue full (PortConfig.QueueSize)
 	FromOutside uint64 // frames that came in through a Bridge
+	// BridgeDropped counts frames a bridged device refused (a TAP that
+	// is down).
+	BridgeDropped uint64
 }
 
 // Segment is a virtual Ethernet switch (see the package doc). It is driven
@@ -170,9 +173,6 @@ func New(clk Clock, cfg Config) (*Segment, error) {
 // Clock returns the segment's clock.
 func (s *Segment) Clock() Clock { return s.clk }
 
-// Start returns the clock time at which the segment started.
-func (s *Segment) Start() time.Time { return s.start }
-
 // Now returns the virtual time since the segment's start.
 func (s *Segment) Now() time.Duration { return time.Duration(s.now) }
 
@@ -181,9 +181,6 @@ func (s *Segment) Stats() Stats { return s.stats }
 
 // Err returns the first error of a scheduled function or of the capture.
 func (s *Segment) Err() error { return s.err }
-
-// Ports returns the endpoint ports, by index.
-func (s *Segment) Ports() []*Port { return s.ports }
 
 // SetLinkModel changes the fault model from now on.
 func (s *Segment) SetLinkModel(m LinkModel) error {
@@ -194,9 +191,6 @@ func (s *Segment) SetLinkModel(m LinkModel) error {
 	s.link, s.ideal = m, m.ideal() && s.echo == 0
 	return nil
 }
-
-// LinkModel returns the current fault model, defaults applied.
-func (s *Segment) LinkModel() LinkModel { return s.link }
 
 // Merge puts every port back into partition 0.
 func (s *Segment) Merge() {

@@ -185,6 +185,9 @@ func TestFilteredPorts(t *testing.T) {
 	w.hosts[0].port.SetConcern(netip.MustParseAddr("169.254.1.1"))
 	w.hosts[1].port.SetConcern(netip.MustParseAddr("169.254.2.2"))
 	dev, _ := w.seg.AttachFunc(la(9), func([]byte) {})
+	if dev.MAC() != la(9) || !dev.IsFunc() || dev.Index() != 0 {
+		t.Errorf("function port: MAC %v, IsFunc %v, Index %d", dev.MAC(), dev.IsFunc(), dev.Index())
+	}
 	for _, f := range []acd.Frame{
 		acd.BroadcastFrame(acd.Probe(mac(9), netip.MustParseAddr("169.254.1.1"))),
 		acd.BroadcastFrame(acd.Probe(mac(9), netip.MustParseAddr("169.254.3.3"))),
