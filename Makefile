@@ -63,7 +63,7 @@ bench-tap: ## (root) ARP flood through a real TAP: frames/s and conflict-detecti
 bench-sim: ## simulator boot storms of 1,000 and 10,000 hosts: wall, sim/wall, memory per host
 	$(GO) test -run='^$$' -bench=BootStorm -benchtime=1x ./sim/
 
-demo: ## see it work: autoipd claims an address on a TAP in a throw-away namespace (root); else the engine demo
+demo: ## see it work: autoipd claims an address on a TAP in a throw-away namespace (root); else four simulated hosts
 	bash cmd/autoipd/demo.sh
 
 sim-demo: ## simulate a partition and merge of 8 netstack hosts; writes sim-demo.svg and sim-demo.pcap

@@ -3,6 +3,8 @@ package autoip
 import (
 	"math/bits"
 	"net/netip"
+
+	"github.com/autoip-project/autoip/internal/splitmix"
 )
 
 // The usable link-local range (RFC 3927 §2.1).
@@ -27,19 +29,11 @@ func InRange(a netip.Addr) bool {
 	return b[0] == 169 && b[1] == 254 && b[2] >= 1 && b[2] <= 254
 }
 
-const golden = 0x9E3779B97F4A7C15
-
-func mix(z uint64) uint64 {
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
-	return z ^ (z >> 31)
-}
-
 // Candidate returns the n-th pseudo-random candidate for seed. It is pure
 // and total, uniform over the usable range, and never changes between
 // releases; the package doc gives the formula.
 func Candidate(seed, n uint64) netip.Addr {
-	h := mix(mix(seed) + (n+1)*golden)
+	h := splitmix.Mix(splitmix.Mix(seed) + (n+1)*splitmix.Golden)
 	v, _ := bits.Mul64(h, NumCandidates)
 	return netip.AddrFrom4([4]byte{169, 254, byte(1 + v/256), byte(v % 256)})
 }

@@ -15,13 +15,14 @@ import (
 	"testing"
 
 	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/internal/splitmix"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/candidates.golden")
 
 // TestR01_CandidateInRange: Candidate never leaves 169.254.1.0-169.254.254.255.
 func TestR01_CandidateInRange(t *testing.T) {
-	seeds := []uint64{0, 1, 2, 42, 0xffffffffffffffff, 0x8000000000000000, golden, SeedFromMAC(ourMAC)}
+	seeds := []uint64{0, 1, 2, 42, 0xffffffffffffffff, 0x8000000000000000, splitmix.Golden, SeedFromMAC(ourMAC)}
 	for s := uint64(0); s < 64; s++ {
 		seeds = append(seeds, s*0x100000001b3+7)
 	}

@@ -49,7 +49,10 @@ type Config struct {
 	Rand *rand.Rand
 }
 
-func (c Config) validate() error {
+// Validate reports the first invalid field, naming its value and what is
+// accepted; the error wraps ErrInvalidConfig. NewEngine calls it; callers
+// that build configurations ahead of time (the simulator) call it too.
+func (c Config) Validate() error {
 	if !c.HW.IsUnicast() {
 		return fmt.Errorf("%w: hardware address %v is not unicast", ErrInvalidConfig, c.HW)
 	}

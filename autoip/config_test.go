@@ -36,6 +36,10 @@ func TestNewEngineRefusesBadConfig(t *testing.T) {
 			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q, want ErrInvalidConfig naming %q", err, tt.want)
 			}
+			// Validate is the check NewEngine makes.
+			if verr := tt.cfg.Validate(); verr == nil || verr.Error() != err.Error() {
+				t.Errorf("Validate() = %v, want NewEngine's %v", verr, err)
+			}
 		})
 	}
 }

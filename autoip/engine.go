@@ -45,7 +45,7 @@ type Engine struct {
 
 // NewEngine validates cfg and returns a stopped engine.
 func NewEngine(cfg Config) (*Engine, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	seed := cfg.Seed

@@ -5,20 +5,25 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
 
 	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/internal/splitmix"
+	"github.com/autoip-project/autoip/sim/segment"
 )
 
 // actor is a scripted device on the segment (see ActorKind). It reacts to
 // the frames of its partition and to its own timers, and sends raw frames
-// through the hub like any host.
+// through the segment like any host.
 type actor struct {
-	idx   int
-	cfg   ActorConfig
-	mac   acd.MAC
-	group int32
-	rng   splitMix
-	sent  int
+	idx  int
+	cfg  ActorConfig
+	mac  acd.MAC
+	port *segment.Port
+	rng  splitmix.Source
+	sent int
 
 	queue     [][]byte             // replies waiting for Delay, in order (proxy-arp, probe-denier)
 	attacking map[netip.Addr]uint8 // usurper: attackRunning or attackDone
@@ -44,8 +49,8 @@ func (s *Sim) AddActor(ac ActorConfig) (int, error) {
 	if s.closed {
 		return 0, errors.New("sim: add actor: simulation closed")
 	}
-	ac = ac.withDefaults()
-	if err := ac.validate(); err != nil {
+	ac = ac.WithDefaults()
+	if err := ac.Validate(); err != nil {
 		return 0, fmt.Errorf("sim: actor %d: %w", len(s.actors), err)
 	}
 	if len(s.actors) >= MaxActors {
@@ -56,17 +61,41 @@ func (s *Sim) AddActor(ac ActorConfig) (int, error) {
 	if a.mac.IsZero() {
 		a.mac = acd.MAC{0x06, 0, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}
 	}
-	a.rng.s = derive(s.cfg.Seed, uint64(i), streamActor)
+	a.rng.State = splitmix.Derive(s.cfg.Seed, uint64(i), streamActor)
 	if ac.Kind == ActorUsurper {
 		a.attacking = make(map[netip.Addr]uint8)
 	}
+	port, err := s.seg.AttachFunc(tcpip.LinkAddress(a.mac[:]), func(b []byte) { a.receive(s, b) })
+	if err != nil {
+		return 0, fmt.Errorf("sim: actor %d: %w", i, err)
+	}
+	a.port = port
 	s.actors = append(s.actors, a)
 	if ac.Kind == ActorMalformed {
-		at := max(int64(ac.From), s.now)
-		s.push(event{at: at, kind: evActorTimer, arg: int32(i), token: tokTick})
+		s.actorTimer(a, max(int64(ac.From), s.now()), tokTick)
 	}
 	return i, nil
 }
+
+// actorTimer schedules a's timer token at virtual time at (never in the
+// past).
+func (s *Sim) actorTimer(a *actor, at int64, token int64) {
+	_ = s.seg.At(time.Duration(at), func() error {
+		a.timer(s, token)
+		return nil
+	})
+}
+
+// send puts a frame made by actor a on the segment.
+func (s *Sim) send(a *actor, b []byte) {
+	_ = s.seg.Send(a.port, b) // a function port: cannot fail
+}
+
+// NumActors returns the number of actors added.
+func (s *Sim) NumActors() int { return len(s.actors) }
+
+// Actor returns the configuration of actor i, defaults applied.
+func (s *Sim) Actor(i int) ActorConfig { return s.actors[i].cfg }
 
 // ActorMAC returns actor i's hardware address.
 func (s *Sim) ActorMAC(i int) acd.MAC { return s.actors[i].mac }
@@ -85,7 +114,7 @@ func (a *actor) receive(s *Sim, b []byte) {
 	if a.cfg.Kind == ActorMalformed && f.IsAnnouncement() {
 		a.lastSeen = f.SenderIP
 	}
-	if !a.active(s.now) {
+	if !a.active(s.now()) {
 		return
 	}
 	switch a.cfg.Kind {
@@ -116,8 +145,8 @@ func (a *actor) receive(s *Sim, b []byte) {
 		a.sent++
 		v := binary.BigEndian.Uint32(x.AsSlice())
 		for k := 0; k < a.cfg.Repeat; k++ {
-			at := s.now + int64(a.cfg.Delay) + int64(k)*int64(a.cfg.Gap)
-			s.push(event{at: at, kind: evActorTimer, arg: int32(a.idx), token: tokSteal | int64(v)<<8 | int64(k)<<40})
+			at := s.now() + int64(a.cfg.Delay) + int64(k)*int64(a.cfg.Gap)
+			s.actorTimer(a, at, tokSteal|int64(v)<<8|int64(k)<<40)
 		}
 	}
 }
@@ -127,11 +156,11 @@ func (a *actor) reply(s *Sim, r acd.Frame) {
 	a.sent++
 	b := r.AppendBinary(nil)
 	if a.cfg.Delay == 0 {
-		s.send(a.idx, b)
+		s.send(a, b)
 		return
 	}
 	a.queue = append(a.queue, b)
-	s.push(event{at: s.now + int64(a.cfg.Delay), kind: evActorTimer, arg: int32(a.idx), token: tokQueue})
+	s.actorTimer(a, s.now()+int64(a.cfg.Delay), tokQueue)
 }
 
 // timer runs an actor timer.
@@ -141,14 +170,14 @@ func (a *actor) timer(s *Sim, token int64) {
 		b := a.queue[0]
 		a.queue[0] = nil
 		a.queue = a.queue[1:]
-		s.send(a.idx, b)
+		s.send(a, b)
 	case tokSteal:
 		var x4 [4]byte
 		binary.BigEndian.PutUint32(x4[:], uint32(token>>8))
 		x := netip.AddrFrom4(x4)
 		round := int(token >> 40)
 		a.buf = acd.BroadcastFrame(acd.Announcement(a.mac, x)).AppendBinary(a.buf[:0])
-		s.send(a.idx, a.buf)
+		s.send(a, a.buf)
 		if round == a.cfg.Repeat-1 {
 			if a.cfg.Once {
 				a.attacking[x] = attackDone
@@ -157,13 +186,13 @@ func (a *actor) timer(s *Sim, token int64) {
 			}
 		}
 	case tokTick:
-		if a.cfg.Until != 0 && s.now >= int64(a.cfg.Until) || a.cfg.Count != 0 && a.sent >= a.cfg.Count {
+		if a.cfg.Until != 0 && s.now() >= int64(a.cfg.Until) || a.cfg.Count != 0 && a.sent >= a.cfg.Count {
 			return
 		}
 		a.buf = a.malformed(a.buf[:0])
 		a.sent++
-		s.send(a.idx, a.buf)
-		s.push(event{at: s.now + int64(a.cfg.Interval), kind: evActorTimer, arg: int32(a.idx), token: tokTick})
+		s.send(a, a.buf)
+		s.actorTimer(a, s.now()+int64(a.cfg.Interval), tokTick)
 	}
 }
 
@@ -172,7 +201,7 @@ const malformedKinds = 9
 
 // malformed appends the actor's next malformed or impossible frame.
 func (a *actor) malformed(b []byte) []byte {
-	r := a.rng.next()
+	r := a.rng.Next()
 	victim := a.lastSeen
 	if !victim.IsValid() {
 		victim = netip.AddrFrom4([4]byte{169, 254, byte(1 + r%254), byte(r >> 8)})
@@ -223,8 +252,10 @@ func (a *actor) malformed(b []byte) []byte {
 		b = append(b, a.mac[:]...)
 		b = binary.BigEndian.AppendUint16(b, 0x88b5) // IEEE local experimental
 		for len(b) < acd.MinFrameLen {
-			b = binary.BigEndian.AppendUint64(b, a.rng.next())
+			b = binary.BigEndian.AppendUint64(b, a.rng.Next())
 		}
 		return b[:acd.MinFrameLen]
 	}
 }
+
+var zeroAddr = netip.AddrFrom4([4]byte{})

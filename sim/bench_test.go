@@ -1,8 +1,11 @@
-package sim
+package sim_test
 
 import (
 	"fmt"
 	"testing"
+
+	"github.com/autoip-project/autoip/sim"
+	"github.com/autoip-project/autoip/sim/report"
 )
 
 // BenchmarkBootStorm boots N hosts at the same instant on an ideal segment
@@ -19,15 +22,15 @@ func BenchmarkBootStorm(b *testing.B) {
 		b.Run(fmt.Sprintf("hosts=%d", n), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				ResetPeakRSS()
-				base := HeapInUse()
+				report.ResetPeakRSS()
+				base := report.HeapInUse()
 				b.StartTimer()
-				s, err := New(Config{Seed: uint64(i + 1), Name: "boot-storm"})
+				s, err := sim.New(sim.Config{Seed: uint64(i + 1), Name: "boot-storm"})
 				if err != nil {
 					b.Fatal(err)
 				}
 				for h := 0; h < n; h++ {
-					if _, err := s.AddHost(HostConfig{}); err != nil {
+					if _, err := s.AddHost(sim.HostConfig{}); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -35,8 +38,8 @@ func BenchmarkBootStorm(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StopTimer()
-				p := s.Perf(base)
-				r := s.Report(ReportOptions{Check: CheckOptions{AllBound: true}})
+				p := report.Measure(s, base)
+				r := report.Build(s, report.Options{Check: sim.CheckOptions{AllBound: true}})
 				if r.Bound != n || r.Unique != n || len(r.Violations) != 0 {
 					b.Fatalf("%d/%d bound, %d unique, violations %v", r.Bound, n, r.Unique, r.Violations)
 				}

@@ -80,12 +80,12 @@ func (s *Sim) Check(opts CheckOptions) []Violation {
 	}
 	// End-of-run checks.
 	type holder struct {
-		group int32
+		group int
 		addr  netip.Addr
 	}
 	held := make(map[holder][]int)
 	for i, h := range s.hosts {
-		if !h.booted || !h.linkUp {
+		if !h.booted || !h.port.Up() {
 			continue
 		}
 		var a netip.Addr
@@ -96,22 +96,22 @@ func (s *Sim) Check(opts CheckOptions) []Violation {
 				a = st.Configured
 				want = append(want, a)
 			} else if opts.AllBound {
-				add("unbound", i, s.now, "state %v at the end of the run", st.State)
+				add("unbound", i, s.now(), "state %v at the end of the run", st.State)
 			}
 		} else {
 			a = h.cfg.Static
 			want = append(want, a)
 		}
 		if got := s.nicAddrs(h); !slices.Equal(got, want) {
-			add("stack-addr", i, s.now, "NIC has %v, client holds %v", got, want)
+			add("stack-addr", i, s.now(), "NIC has %v, client holds %v", got, want)
 		}
 		if !a.IsValid() {
 			continue
 		}
 		if !autoip.InRange(a) {
-			add("range", i, s.now, "address %v is outside %v-%v", a, autoip.FirstAddr, autoip.LastAddr)
+			add("range", i, s.now(), "address %v is outside %v-%v", a, autoip.FirstAddr, autoip.LastAddr)
 		}
-		k := holder{h.group, a}
+		k := holder{h.port.Group(), a}
 		held[k] = append(held[k], i)
 	}
 	keys := make([]holder, 0, len(held))
@@ -123,10 +123,10 @@ func (s *Sim) Check(opts CheckOptions) []Violation {
 	slices.SortFunc(keys, func(a, b holder) int { return a.addr.Compare(b.addr) })
 	for _, k := range keys {
 		l := held[k]
-		add("unique", l[0], s.now, "address %v is held by hosts %v (partition %d)", k.addr, l, k.group)
+		add("unique", l[0], s.now(), "address %v is held by hosts %v (partition %d)", k.addr, l, k.group)
 	}
 	if n := s.noBufferDrops(); n > 0 {
-		add("queue-drop", -1, s.now, "%d frames dropped on full link queues", n)
+		add("queue-drop", -1, s.now(), "%d frames dropped on full link queues", n)
 	}
 	slices.SortStableFunc(out, func(a, b Violation) int {
 		if a.Host != b.Host {
@@ -141,7 +141,7 @@ func (s *Sim) Check(opts CheckOptions) []Violation {
 // address netstack adds itself.
 func (s *Sim) nicAddrs(h *host) []netip.Addr {
 	out := []netip.Addr{}
-	for _, pa := range h.st.GVisor().AllAddresses()[h.st.NIC()] { // map order: sorted below
+	for _, pa := range h.gv.AllAddresses()[hostNIC] { // map order: sorted below
 		if pa.Protocol != ipv4.ProtocolNumber {
 			continue
 		}
@@ -160,7 +160,7 @@ func (s *Sim) noBufferDrops() uint64 {
 	var n uint64
 	for _, h := range s.hosts {
 		if h.booted {
-			n += h.st.GVisor().Stats().NICs.TxPacketsDroppedNoBufferSpace.Value()
+			n += h.gv.Stats().NICs.TxPacketsDroppedNoBufferSpace.Value()
 		}
 	}
 	return n

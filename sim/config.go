@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/autoip-project/autoip/autoip"
 	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/sim/segment"
 )
 
 // Defaults and limits of Config, HostConfig and ActorConfig.
@@ -17,7 +17,6 @@ const (
 	MaxDuration      = 30 * 24 * time.Hour
 	DefaultQueueSize = 16
 	MaxQueueSize     = 4096
-	MaxDelay         = time.Minute // latency, jitter and the other link delays
 	MaxHosts         = 1 << 20
 	MaxActors        = 1 << 10
 )
@@ -27,8 +26,9 @@ const (
 // machine's clock or time zone).
 var DefaultStart = time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC)
 
-// ErrInvalid is wrapped by every configuration error.
-var ErrInvalid = errors.New("invalid simulation configuration")
+// ErrInvalid is wrapped by every configuration error. It is the
+// segment's: a bad link model is a bad simulation.
+var ErrInvalid = segment.ErrInvalid
 
 // Config configures a simulation.
 type Config struct {
@@ -46,14 +46,14 @@ type Config struct {
 	Duration time.Duration
 	// Link is the segment's fault model at the start; SetLinkModel changes
 	// it during a run.
-	Link LinkModel
+	Link segment.LinkModel
 	// Unfiltered delivers every broadcast frame to every host, as a dumb
 	// hub would and as a host without a kernel ARP filter sees them. The
 	// default (false) delivers a frame only to the hosts it concerns; see
 	// the package doc for why the outcome is the same.
 	Unfiltered bool
 	// QueueSize is the capacity of each host's outbound channel queue,
-	// 1..MaxQueueSize; zero means DefaultQueueSize. The hub drains a host's
+	// 1..MaxQueueSize; zero means DefaultQueueSize. The segment drains a host's
 	// queue after every step of that host, so it never holds more than one
 	// step's frames.
 	QueueSize int
@@ -62,96 +62,25 @@ type Config struct {
 	// timestamps.
 	PCAP io.Writer
 	// Trace, if set, receives a text trace of the hosts in TraceHosts (all
-	// hosts if TraceHosts is nil): events, frames sent and received.
-	Trace      io.Writer
-	TraceHosts []int
+	// hosts if TraceHosts is nil): events and, as TraceFrames says, the
+	// frames they sent and received.
+	Trace       io.Writer
+	TraceHosts  []int
+	TraceFrames TraceFrames
 	// Progress, if set, receives a one-line progress report every
 	// ProgressEvery of wall time (default 1s) while Run runs.
 	Progress      io.Writer
 	ProgressEvery time.Duration
+	// FullStacks builds every host as stack.New does, with gVisor's
+	// neighbour cache and ICMP and UDP, so that an embedder may send IP
+	// traffic between hosts (Stack); such runs should be Unfiltered. By
+	// default hosts carry ARP only, which changes nothing a run records
+	// and costs a third of the memory (see the package doc).
+	FullStacks bool
 }
 
-// LinkModel describes the segment's delivery faults. The zero value is an
-// ideal segment: every frame reaches every host it concerns at once.
-//
-// Delay, jitter, reordering and duplication act on the frame (the segment is
-// a shared medium: a frame reaches all receivers at the same time); loss is
-// decided per receiver. Every decision is a hash of (seed, frame number,
-// receiver), never a draw from a shared generator.
-type LinkModel struct {
-	// Latency is added to every frame's delivery, 0..MaxDelay.
-	Latency time.Duration
-	// Jitter adds a uniform random delay in [0, Jitter], 0..MaxDelay.
-	Jitter time.Duration
-	// Loss is the probability that a receiver misses a frame, 0..1.
-	Loss float64
-	// Dup is the probability that a frame is delivered a second time,
-	// DupDelay (default 100µs) after the first copy, 0..1.
-	Dup      float64
-	DupDelay time.Duration
-	// Reorder is the probability that a frame is held back by ReorderDelay
-	// (default 5ms), letting later frames overtake it, 0..1.
-	Reorder      float64
-	ReorderDelay time.Duration
-	// Echo is the probability that a frame is also delivered back to its
-	// sender EchoDelay (default 10µs) later, as repeaters, some Wi-Fi
-	// access points and some USB links do; HostConfig.Echo adds a
-	// per-host probability. 0..1.
-	Echo      float64
-	EchoDelay time.Duration
-}
-
-func (m LinkModel) withDefaults() LinkModel {
-	if m.DupDelay == 0 {
-		m.DupDelay = 100 * time.Microsecond
-	}
-	if m.ReorderDelay == 0 {
-		m.ReorderDelay = 5 * time.Millisecond
-	}
-	if m.EchoDelay == 0 {
-		m.EchoDelay = 10 * time.Microsecond
-	}
-	return m
-}
-
-// Validate reports the first out-of-range field, naming it, its value and
-// the accepted range.
-func (m LinkModel) Validate() error {
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"latency", m.Latency}, {"jitter", m.Jitter}, {"dup delay", m.DupDelay},
-		{"reorder delay", m.ReorderDelay}, {"echo delay", m.EchoDelay},
-	} {
-		if d.v < 0 || d.v > MaxDelay {
-			return fmt.Errorf("%w: link %s %v is out of range 0..%v", ErrInvalid, d.name, d.v, MaxDelay)
-		}
-	}
-	for _, p := range []struct {
-		name string
-		v    float64
-	}{{"loss", m.Loss}, {"dup", m.Dup}, {"reorder", m.Reorder}, {"echo", m.Echo}} {
-		if err := checkProb("link "+p.name, p.v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func checkProb(name string, v float64) error {
-	if !(v >= 0 && v <= 1) { // also catches NaN
-		return fmt.Errorf("%w: %s %v is out of range 0..1", ErrInvalid, name, v)
-	}
-	return nil
-}
-
-// ideal reports whether frames can be delivered at once, without the heap.
-func (m LinkModel) ideal() bool {
-	return m.Latency == 0 && m.Jitter == 0 && m.Dup == 0 && m.Reorder == 0 && m.Echo == 0
-}
-
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with its zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
 	if c.Start.IsZero() {
 		c.Start = DefaultStart
 	}
@@ -164,11 +93,14 @@ func (c Config) withDefaults() Config {
 	if c.ProgressEvery == 0 {
 		c.ProgressEvery = time.Second
 	}
-	c.Link = c.Link.withDefaults()
+	c.Link = c.Link.WithDefaults()
 	return c
 }
 
-func (c Config) validate() error {
+// Validate checks c with its defaults applied and reports the first
+// out-of-range field, naming it, its value and the accepted range.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
 	if c.Duration <= 0 || c.Duration > MaxDuration {
 		return fmt.Errorf("%w: duration %v is out of range (0, %v]", ErrInvalid, c.Duration, MaxDuration)
 	}
@@ -216,33 +148,39 @@ type HostConfig struct {
 	Echo float64
 }
 
-func (h HostConfig) validate() error {
+// Validate reports the first invalid field, naming it and its value. The
+// engine's own rules (autoip.Config.Validate) check what the host hands
+// its engine.
+func (h HostConfig) Validate() error {
 	if !h.MAC.IsZero() && !h.MAC.IsUnicast() {
 		return fmt.Errorf("%w: MAC %v is not unicast", ErrInvalid, h.MAC)
-	}
-	if h.Initial.IsValid() && !autoip.InRange(h.Initial) {
-		return fmt.Errorf("%w: initial address %v is outside %v-%v", ErrInvalid, h.Initial, autoip.FirstAddr, autoip.LastAddr)
 	}
 	if h.Static.IsValid() && !autoip.InRange(h.Static) {
 		return fmt.Errorf("%w: static address %v is outside %v-%v", ErrInvalid, h.Static, autoip.FirstAddr, autoip.LastAddr)
 	}
-	if err := h.Timing.Validate(); err != nil {
+	hw := h.MAC
+	if hw.IsZero() {
+		hw = hostMAC(0, 0) // the default MAC is unicast
+	}
+	ecfg := autoip.Config{HW: hw, Initial: h.Initial, Timing: h.Timing, LinkUpDelay: h.LinkUpDelay, Defend: h.Defend}
+	if err := ecfg.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if h.Defend == acd.DefendForever {
-		return fmt.Errorf("%w: defend policy forever is not allowed for link-local hosts (RFC 3927 §2.5 allows abandon or once)", ErrInvalid)
-	}
-	if h.Defend > acd.DefendForever {
-		return fmt.Errorf("%w: defend policy %d unknown", ErrInvalid, h.Defend)
-	}
-	if h.LinkUpDelay < 0 || h.LinkUpDelay > autoip.MaxLinkUpDelay {
-		return fmt.Errorf("%w: link-up delay %v is out of range 0..%v", ErrInvalid, h.LinkUpDelay, autoip.MaxLinkUpDelay)
 	}
 	if h.Start < 0 || h.Start > MaxDuration {
 		return fmt.Errorf("%w: start time %v is out of range 0..%v", ErrInvalid, h.Start, MaxDuration)
 	}
-	return checkProb("host echo", h.Echo)
+	return segment.CheckProbability("host echo", h.Echo)
 }
+
+// TraceFrames says which frames the trace shows besides the events.
+type TraceFrames uint8
+
+// What the trace shows.
+const (
+	TraceSentAndReceived TraceFrames = iota // every frame a traced host sends or receives
+	TraceSent                               // the frames it sends
+	TraceNoFrames                           // events only
+)
 
 // ActorKind names a hostile or broken device on the segment.
 type ActorKind uint8
@@ -307,7 +245,7 @@ type ActorConfig struct {
 	// forever.
 	From, Until time.Duration
 	// Delay is the reaction time (proxy-arp, probe-denier, usurper),
-	// 0..MaxDelay; zero means 1ms for the usurper and none for the others.
+	// 0..segment.MaxDelay; zero means 1ms for the usurper and none for the others.
 	Delay time.Duration
 	// IgnoreProbes and IgnoreAnnouncements restrict the proxy-arp actor.
 	IgnoreProbes, IgnoreAnnouncements bool
@@ -325,7 +263,9 @@ type ActorConfig struct {
 	Count int
 }
 
-func (a ActorConfig) withDefaults() ActorConfig {
+// WithDefaults returns a with the zero fields of its kind set to their
+// defaults.
+func (a ActorConfig) WithDefaults() ActorConfig {
 	if a.Kind == ActorUsurper {
 		if a.Delay == 0 {
 			a.Delay = time.Millisecond
@@ -343,7 +283,10 @@ func (a ActorConfig) withDefaults() ActorConfig {
 	return a
 }
 
-func (a ActorConfig) validate() error {
+// Validate reports the first invalid field of a with its defaults
+// applied, naming it and its value.
+func (a ActorConfig) Validate() error {
+	a = a.WithDefaults()
 	if a.Kind < ActorProxyARP || a.Kind > ActorMalformed {
 		return fmt.Errorf("%w: actor kind %d unknown", ErrInvalid, a.Kind)
 	}
@@ -353,8 +296,8 @@ func (a ActorConfig) validate() error {
 	if a.From < 0 || a.Until < 0 || (a.Until != 0 && a.Until < a.From) {
 		return fmt.Errorf("%w: actor active window %v..%v is not a forward interval", ErrInvalid, a.From, a.Until)
 	}
-	if a.Delay < 0 || a.Delay > MaxDelay {
-		return fmt.Errorf("%w: actor delay %v is out of range 0..%v", ErrInvalid, a.Delay, MaxDelay)
+	if a.Delay < 0 || a.Delay > segment.MaxDelay {
+		return fmt.Errorf("%w: actor delay %v is out of range 0..%v", ErrInvalid, a.Delay, segment.MaxDelay)
 	}
 	if a.Repeat < 0 || a.Repeat > 1000 {
 		return fmt.Errorf("%w: actor repeat %d is out of range 0..1000", ErrInvalid, a.Repeat)

@@ -4,71 +4,54 @@
 //
 // # Hosts are the real thing
 //
-// Each host is a gVisor netstack built by stack.New on a channel link
-// endpoint (channel.New(n, 1514, mac)), with the project's Shim and AutoIP
-// Client, and without TCP (whose processor goroutines no clock controls).
-// A static incumbent is the same netstack with a fixed 169.254 address
-// added by Stack.AddAddress and no AutoIP: its netstack answers ARP for the
-// address. Actors (ActorKind) are scripted devices that are not netstacks:
-// a proxy-ARP responder, a rogue that answers every probe, a rogue that
-// announces other hosts' addresses, a source of malformed frames.
+// Each host is a gVisor netstack with the project's Shim and AutoIP Client
+// on a port of a segment (package segment), a channel endpoint
+// (channel.New(n, 1514, mac)) under gVisor's Ethernet layer, without TCP
+// (whose processor goroutines no clock controls). A static incumbent is the
+// same netstack with a fixed 169.254 address and no AutoIP: its netstack
+// answers ARP for the address. How the netstacks are built, and what a
+// boot storm of 50,000 of them shares, is in stacks.go (see Scale).
+// Actors (ActorKind) are scripted devices that are not netstacks, function
+// ports of the segment: a proxy-ARP responder, a rogue that answers every
+// probe, a rogue that announces other hosts' addresses, a source of
+// malformed frames.
 //
 // # Determinism
 //
-// All hosts share one stack.DetClock; nothing runs on another goroutine.
-// The loop is
-//
-//	for {
-//		progress := pump()              // hub work due now
-//		for clk.RunOneDue() {           // netstack and client timers due now
-//			progress = true
-//		}
-//		if !progress {
-//			advance the clock to min(next timer, next hub event), or stop
-//		}
-//	}
-//
-// pump reads the frames the hosts wrote (a channel.Notification queues a
-// host the moment it writes, so pump never scans idle hosts), puts them on
-// the segment in that order, and runs the hub events due: deliveries
-// delayed by the link model, host boots, scheduled operations, actor
-// timers. Hub events sit in a heap keyed by (time, insertion sequence), so
-// ties never depend on map order; netstack's map-ordered outputs
-// (AllAddresses, Neighbors) are sorted before they are reported. A host's
-// link queue is drained right after each of its steps, so it never holds
-// more than one step's frames (Report.Delivery.QueueFull and NoBufferSpace
-// confirm it).
+// The segment runs everything on one goroutine and one stack.DetClock: its
+// loop takes the frames the hosts wrote, puts them on the segment, runs the
+// events due (deliveries delayed by the link model, host boots, scheduled
+// operations, actor timers, all in one (time, insertion sequence) heap) and
+// then the netstack and client timers due, before it moves virtual time.
+// netstack's map-ordered outputs (AllAddresses, Neighbors) are sorted
+// before they are reported. A host's link queue is drained right after each
+// of its steps, so it never holds more than one step's frames
+// (Report.Delivery.QueueFull and NoBufferSpace confirm it).
 //
 // Config.Seed is the only entropy. Host i draws its engine seed (its
 // candidate sequence), the engine's random delays, netstack's RandSource
 // and SecureRNG and its random arrival time from streams keyed by (seed,
 // i, purpose), so adding a host changes nobody else's draws. Link faults
-// are hashes of (seed, frame number, receiver). The same seed and scenario
-// give byte-identical pcap files, traces, reports and pictures.
+// are the segment's hashes of (seed, frame number, receiver). The same seed
+// and scenario give byte-identical pcap files, traces, reports and
+// pictures.
 //
-// # The segment
-//
-// A frame on the segment reaches every host of the sender's partition at
-// the same time, after Latency plus a jitter drawn per frame; Reorder holds
-// a frame back so later ones overtake it, Dup delivers it twice, Echo
-// delivers it back to its sender (repeaters, some Wi-Fi and USB links);
-// Loss drops it per receiver. A frame is never delivered to its sender
-// otherwise. Unicast frames reach only the hosts with that MAC (the NIC's
-// address filter). Partitions split the segment; Merge joins it again.
-// Link flaps (Client.SetLink), moves between partitions and restarts with
-// a new MAC are scheduled operations.
+// The segment's fault model, partitions, link flaps and capture are the
+// simulation's (see package segment); a host's port reports its link state
+// to the host's client. Link flaps, moves between partitions and restarts
+// with a new MAC are scheduled operations.
 //
 // # Delivery filtering
 //
 // A broadcast must not cost O(hosts). By default (Config.Unfiltered
-// false) the hub delivers a broadcast ARP frame only to the hosts it
-// concerns: those that probe or hold its sender IP (spa) or its target IP
-// (tpa). The hub keeps its own index from addresses to hosts, refreshed
-// from Client.Status().Addr whenever the candidate can change: on every
-// engine event (PROBE, BIND, CONFLICT, which starts the next candidate,
-// RATELIMIT, UNBIND, STOP) and after the operations that change it without
-// an event (boot, SetLink, restart). Frames that do not decode as
-// Ethernet/IPv4 ARP, and ARP whose spa or tpa is neither 0.0.0.0 nor a
+// false) every host's port is filtered: the segment delivers a broadcast
+// ARP frame only to the hosts it concerns, those that probe or hold its
+// sender IP (spa) or its target IP (tpa). Each host's port is listed under
+// the address from Client.Status().Addr whenever the candidate can change:
+// on every engine event (PROBE, BIND, CONFLICT, which starts the next
+// candidate, RATELIMIT, UNBIND, STOP) and after the operations that change
+// it without an event (boot, SetLink, restart). Frames that do not decode
+// as Ethernet/IPv4 ARP, and ARP whose spa or tpa is neither 0.0.0.0 nor a
 // usable link-local address (169.254.255.255, 255.255.255.255, routable
 // addresses), go to every host. This is the filtering real daemons install
 // in the kernel (the BPF programs of systemd-networkd's sd-ipv4acd and of
@@ -87,15 +70,15 @@
 //     in spa; netstack's answer to a probe carries it in spa: all reach
 //     the prober.
 //   - netstack answers a request only if tpa is one of its addresses (or a
-//     broadcast address, which the filter sends to everyone), and learns
-//     from a request only when it answers it. It uses a reply only to
-//     confirm a neighbour entry it already has for spa; in a simulation
-//     without traffic, a host's only entries are Stale ones made by requests
-//     for its own address, never used, whose confirmation sends nothing and
-//     starts no timer. A host that sent traffic would also need the replies
-//     and gratuitous ARP for the addresses it resolves: such simulations
-//     must use Unfiltered (or extend the index), exactly as a daemon's BPF
-//     filter never stands between the kernel's own ARP and the wire.
+//     broadcast address, which the filter sends to everyone). Hosts are
+//     built without link resolution (Scale), so they keep no neighbour
+//     entries; with Config.FullStacks they do, but in a simulation without
+//     traffic a host's only entries are Stale ones made by requests for its
+//     own address, never used, whose confirmation sends nothing and starts
+//     no timer. A host that sent traffic would also need the replies and
+//     gratuitous ARP for the addresses it resolves: such simulations must
+//     use Unfiltered, exactly as a daemon's BPF filter never stands between
+//     the kernel's own ARP and the wire.
 //   - No randomness is drawn for a frame a host ignores, and no timer is
 //     created (the client re-arms only when its deadline changes), so the
 //     DetClock's tie-breaking sequence is the same in both modes; fault
@@ -124,9 +107,10 @@
 //
 // # Scenario files
 //
-// A Scenario is a JSON document (see Scenario for every field). The
-// library in testdata/scenarios reproduces the bug classes other
-// implementations have had, each with asserted outcomes. For example:
+// Package scenario reads scenarios: JSON documents (see scenario.Scenario
+// for every field). The library in testdata/scenarios reproduces the bug
+// classes other implementations have had, each with asserted outcomes. For
+// example:
 //
 //	{
 //	  "name": "partition-merge",
@@ -152,19 +136,29 @@
 //
 // # Outputs
 //
-// Report (summary table or JSON), a pcap of the segment (Config.PCAP;
-// nanosecond timestamps in virtual time, Ethernet link type, readable by
-// Wireshark and tcpdump; the same bytes gopacket's pcapgo.NewWriterNanos
-// writes, produced without pcapgo because it would pull golang.org/x/net
-// into the module), a per-host text trace (Config.Trace), a progress line
-// (Config.Progress) and an SVG timeline of the run (WriteSVG). The command
+// A pcap of the segment (Config.PCAP; nanosecond timestamps in virtual
+// time, Ethernet link type, readable by Wireshark and tcpdump), a per-host
+// text trace (Config.Trace) and a progress line (Config.Progress) are
+// written while the simulation runs; package report makes the summary
+// (table or JSON) and the SVG timeline of a finished run. The command
 // autoip-sim drives all of it.
+//
+// # Real time
+//
+// Bridge connects the segment to a real frame device (a TAP on a Linux
+// bridge) and RunRealTime runs it with virtual time following the wall
+// clock: the simulated hosts then share a real Ethernet segment with real
+// link-local implementations (autoip-sim -tap).
 //
 // # Scale
 //
-// BenchmarkBootStorm boots 1,000 and 10,000 hosts at once. A host costs
-// about 78 KiB of heap, nearly all of it gVisor's (its neighbour cache map
-// alone is presized to 512 entries); the simulator's own share is the host
-// record, the filter index and the frame and event logs. The netstack
-// randomness is a 24-byte generator instead of gVisor's 5 KiB default.
+// BenchmarkBootStorm and autoip-sim -perf boot 1,000 to 50,000 hosts at
+// once. gVisor's stack.New costs about 78 KiB of heap per stack, nearly
+// half of it the neighbour cache (a map presized to 512 entries) and a
+// third per-stack IPv4 and iptables tables. A simulated host carries ARP
+// only, so it is built without the neighbour cache and shares the IPv4
+// factory and the empty iptables with every other host (stacks.go
+// explains why each is safe): about 24 KiB, a fifth of the build time, and
+// the same frames. The netstack randomness is a 24-byte generator instead
+// of gVisor's 5 KiB default.
 package sim

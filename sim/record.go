@@ -1,14 +1,13 @@
 package sim
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net/netip"
 	"time"
 
 	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/sim/segment"
 )
 
 // EventKind names a recorded event: the engine's events (PROBE, BIND, ...)
@@ -166,9 +165,8 @@ type txRec struct {
 	tpa   [4]byte
 }
 
-const txDefence = 1 // an announcement sent as a defence (after a DEFEND event)
-
-// counters are the run's totals.
+// counters are the run's totals of what hosts and actors did; the
+// segment counts what became of the frames.
 type counters struct {
 	frames         [numFrameKinds]uint64
 	defenceFrames  uint64
@@ -177,13 +175,6 @@ type counters struct {
 	boundConflicts uint64
 	defences       uint64
 	rateLimits     uint64
-	deliveries     uint64
-	lost           uint64
-	duplicated     uint64
-	echoed         uint64
-	reordered      uint64
-	txLinkDown     uint64
-	queueFull      uint64
 }
 
 func classifyFrame(b []byte) (FrameKind, acd.Frame) {
@@ -206,207 +197,92 @@ func classifyFrame(b []byte) (FrameKind, acd.Frame) {
 	return FrameNotARP, f
 }
 
-// logTx records a frame put on the segment by a host (h non-nil) or an
-// actor.
-func (s *Sim) logTx(b []byte, from int32, flags uint8, h *host) {
+// onTransmit records a frame put on the segment by a host or an actor
+// (segment.Config.OnTransmit). A host's announcement in the drain that
+// followed its DEFEND event (tagged txDefence) is its defence.
+func (s *Sim) onTransmit(fr segment.Frame) {
+	b := fr.Bytes
 	kind, f := classifyFrame(b)
+	var from int32
+	var h *host
+	if fr.From.IsFunc() {
+		from = ^int32(fr.From.Index())
+	} else {
+		from = int32(fr.From.Index())
+		h = s.hosts[from]
+	}
+	var flags uint8
+	if fr.Tag&txDefence != 0 && kind == FrameAnnouncement {
+		flags = txDefence
+	}
 	s.ctr.frames[kind]++
 	if flags&txDefence != 0 {
 		s.ctr.defenceFrames++
 	}
 	s.ord++
-	r := txRec{at: s.now, ord: s.ord, from: from, kind: kind, flags: flags}
+	r := txRec{at: s.now(), ord: s.ord, from: from, kind: kind, flags: flags}
 	if f.SenderIP.Is4() {
 		r.spa, r.tpa = f.SenderIP.As4(), f.TargetIP.As4()
 	}
 	s.txlog = append(s.txlog, r)
-	s.pcapWrite(b)
-	if h != nil && h.traced {
-		s.trace.frame(s.now, h, "tx", b)
+	if h != nil && h.traced && s.cfg.TraceFrames != TraceNoFrames {
+		s.trace.frame(r.at, h, "tx", b)
 	}
 }
 
-func (s *Sim) pcapWrite(b []byte) {
-	if s.pcap == nil || s.err != nil {
-		return
-	}
-	if err := s.pcap.write(s.cfg.Start.Add(time.Duration(s.now)), b); err != nil {
-		s.err = fmt.Errorf("sim: writing pcap: %w", err)
-	}
+// FrameRecord is a frame put on the segment.
+type FrameRecord struct {
+	At time.Duration
+	// Host is the sending host, or -1; Actor the sending actor, or -1.
+	Host, Actor int
+	Kind        FrameKind
+	// Defence marks an announcement sent to defend an address.
+	Defence bool
+	// SenderIP and TargetIP are the ARP addresses (invalid for frames
+	// that are not well-formed ARP).
+	SenderIP, TargetIP netip.Addr
 }
 
-// pcapOut writes a classic pcap file (the format of libpcap, tcpdump and
-// Wireshark) with nanosecond timestamps and link type Ethernet: byte for
-// byte what gopacket's pcapgo.NewWriterNanos writes. pcapgo itself is not
-// used because it imports golang.org/x/net/bpf, which this module does not
-// otherwise need.
-type pcapOut struct {
-	bw  *bufio.Writer
-	hdr [16]byte
-}
-
-const (
-	pcapMagicNanos    = 0xa1b23c4d
-	pcapSnapLen       = 65535
-	pcapLinkEthernet  = 1
-	pcapVersionMajor  = 2
-	pcapVersionMinor  = 4
-	pcapFileHeaderLen = 24
-)
-
-func newPCAP(w io.Writer) (*pcapOut, error) {
-	p := &pcapOut{bw: bufio.NewWriterSize(w, 64<<10)}
-	var h [pcapFileHeaderLen]byte
-	binary.LittleEndian.PutUint32(h[0:], pcapMagicNanos)
-	binary.LittleEndian.PutUint16(h[4:], pcapVersionMajor)
-	binary.LittleEndian.PutUint16(h[6:], pcapVersionMinor)
-	// h[8:16]: time zone offset and timestamp accuracy, both zero.
-	binary.LittleEndian.PutUint32(h[16:], pcapSnapLen)
-	binary.LittleEndian.PutUint32(h[20:], pcapLinkEthernet)
-	if _, err := p.bw.Write(h[:]); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-func (p *pcapOut) write(t time.Time, b []byte) error {
-	ns := t.UnixNano()
-	binary.LittleEndian.PutUint32(p.hdr[0:], uint32(ns/1e9))
-	binary.LittleEndian.PutUint32(p.hdr[4:], uint32(ns%1e9))
-	binary.LittleEndian.PutUint32(p.hdr[8:], uint32(len(b)))
-	binary.LittleEndian.PutUint32(p.hdr[12:], uint32(len(b)))
-	if _, err := p.bw.Write(p.hdr[:]); err != nil {
-		return err
-	}
-	_, err := p.bw.Write(b)
-	return err
-}
-
-func (p *pcapOut) flush() error {
-	if err := p.bw.Flush(); err != nil {
-		return fmt.Errorf("sim: writing pcap: %w", err)
-	}
-	return nil
-}
-
-// tracer writes the per-host text trace.
-type tracer struct {
-	w    *bufio.Writer
-	all  bool
-	want map[int]bool
-	err  error
-}
-
-func newTracer(w io.Writer, hosts []int) *tracer {
-	t := &tracer{w: bufio.NewWriterSize(w, 64<<10), all: hosts == nil, want: make(map[int]bool)}
-	for _, h := range hosts {
-		t.want[h] = true
-	}
-	return t
-}
-
-func (t *tracer) wants(i int) bool { return t.all || t.want[i] }
-
-func (t *tracer) printf(format string, args ...any) {
-	if t.err == nil {
-		_, t.err = fmt.Fprintf(t.w, format, args...)
-	}
-}
-
-func (t *tracer) flush() error {
-	if t.err == nil {
-		t.err = t.w.Flush()
-	}
-	if t.err != nil {
-		return fmt.Errorf("sim: writing trace: %w", t.err)
-	}
-	return nil
-}
-
-func (t *tracer) event(r evRec, h *host) {
-	e := r.export()
-	var detail string
-	switch e.Kind {
-	case EventStart:
-		detail = "mac " + h.mac.String()
-	case EventConflict:
-		detail = fmt.Sprintf("%v (%v)", e.Addr, e.Phase)
-	case EventRateLimit:
-		detail = "until " + fmtTime(int64(e.Until))
-	case EventMove:
-		detail = fmt.Sprintf("partition %d", e.Group)
-	default:
-		if e.Addr.IsValid() {
-			detail = e.Addr.String()
+// Frames returns every frame put on the segment, in order.
+func (s *Sim) Frames() []FrameRecord {
+	out := make([]FrameRecord, len(s.txlog))
+	for i, r := range s.txlog {
+		fr := FrameRecord{At: time.Duration(r.at), Host: int(r.from), Actor: -1, Kind: r.kind, Defence: r.flags&txDefence != 0}
+		if r.from < 0 {
+			fr.Host, fr.Actor = -1, int(^r.from)
 		}
-	}
-	t.printf("%s h%-4d %-10s %s\n", fmtTime(r.at), r.host, e.Kind, detail)
-}
-
-func (t *tracer) frame(at int64, h *host, dir string, b []byte) {
-	t.printf("%s h%-4d %-10s %s\n", fmtTime(at), h.idx, dir, describeFrame(b))
-}
-
-// describeFrame returns a one-line, tcpdump-like description of b.
-func describeFrame(b []byte) string {
-	kind, f := classifyFrame(b)
-	switch kind {
-	case FrameProbe:
-		return fmt.Sprintf("probe      who-has %v (from %v)", f.TargetIP, f.SenderHW)
-	case FrameAnnouncement:
-		return fmt.Sprintf("announce   %v is-at %v", f.SenderIP, f.SenderHW)
-	case FrameRequest:
-		return fmt.Sprintf("request    who-has %v tell %v (%v)", f.TargetIP, f.SenderIP, f.SenderHW)
-	case FrameReply:
-		dst := "broadcast"
-		if !f.Dst.IsBroadcast() {
-			dst = f.Dst.String()
+		if r.kind <= FrameReply {
+			fr.SenderIP, fr.TargetIP = netip.AddrFrom4(r.spa), netip.AddrFrom4(r.tpa)
 		}
-		return fmt.Sprintf("reply      %v is-at %v to %v (%s)", f.SenderIP, f.SenderHW, f.TargetIP, dst)
-	case FrameMalformed:
-		_, err := acd.DecodeFrame(b)
-		return fmt.Sprintf("malformed  %d bytes: %v", len(b), err)
+		out[i] = fr
 	}
-	if len(b) < acd.EthernetHeaderLen {
-		return fmt.Sprintf("runt       %d bytes", len(b))
-	}
-	return fmt.Sprintf("not-arp    ethertype %#04x, %d bytes", binary.BigEndian.Uint16(b[12:14]), len(b))
+	return out
 }
 
-// fmtTime formats virtual ns as seconds with microseconds, right-aligned.
-func fmtTime(ns int64) string {
-	return fmt.Sprintf("%11.6fs", float64(ns)/1e9)
+// Totals are the run's counters.
+type Totals struct {
+	// Attempts counts PROBE events; Conflicts CONFLICT events, of which
+	// BoundConflicts while bound; Defences DEFEND events; RateLimits
+	// RATELIMIT events.
+	Attempts, Conflicts, BoundConflicts, Defences, RateLimits uint64
+	// Frames counts the frames put on the segment by kind; DefenceFrames
+	// the announcements among them that were defences.
+	Frames        [numFrameKinds]uint64
+	DefenceFrames uint64
+	// Segment is what the segment did with them; NoBufferSpace sums the
+	// hosts' netstack drops on full link queues.
+	Segment       segment.Stats
+	NoBufferSpace uint64
 }
 
-// progressState paces the progress line.
-type progressState struct {
-	begin, last time.Time
-	printed     bool
-}
+// NumFrameKinds is the number of FrameKind values.
+const NumFrameKinds = int(numFrameKinds)
 
-func (p *progressState) start(now time.Time) {
-	if p.begin.IsZero() {
-		p.begin = now
+// Totals returns the run's counters.
+func (s *Sim) Totals() Totals {
+	return Totals{
+		Attempts: s.ctr.attempts, Conflicts: s.ctr.conflicts, BoundConflicts: s.ctr.boundConflicts,
+		Defences: s.ctr.defences, RateLimits: s.ctr.rateLimits, Frames: s.ctr.frames, DefenceFrames: s.ctr.defenceFrames,
+		Segment: s.seg.Stats(), NoBufferSpace: s.noBufferDrops(),
 	}
-	p.last = now
-}
-
-func (s *Sim) maybeProgress(final bool) {
-	now := time.Now()
-	p := &s.progress
-	if final && !p.printed && now.Sub(p.begin) < s.cfg.ProgressEvery || !final && now.Sub(p.last) < s.cfg.ProgressEvery {
-		return // short runs print nothing
-	}
-	p.last, p.printed = now, true
-	wall := now.Sub(p.begin)
-	ratio := 0.0
-	if wall > 0 {
-		ratio = float64(s.now) / float64(wall)
-	}
-	var frames uint64
-	for _, n := range s.ctr.frames {
-		frames += n
-	}
-	fmt.Fprintf(s.cfg.Progress, "sim: t=%.3fs booted %d/%d bound %d frames %d conflicts %d wall %.1fs (sim/wall %.2f)\n",
-		float64(s.now)/1e9, s.boots, len(s.hosts), s.bound, frames, s.ctr.conflicts, wall.Seconds(), ratio)
 }

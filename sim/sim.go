@@ -3,15 +3,15 @@ package sim
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
+	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/autoip-project/autoip/autoip"
 	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/sim/segment"
 	"github.com/autoip-project/autoip/stack"
 )
 
@@ -19,17 +19,13 @@ import (
 // It is not safe for concurrent use: one goroutine builds it, runs it and
 // reads its results.
 type Sim struct {
-	cfg      Config
-	clk      *stack.DetClock
-	now      int64 // virtual ns since cfg.Start; only Sim moves the clock
-	link     LinkModel
-	hostEcho bool // some host has HostConfig.Echo
-	ideal    bool // link.ideal() && !hostEcho: frames can be delivered at once
+	cfg    Config
+	clk    *stack.DetClock
+	seg    *segment.Segment
+	protos protocols // gVisor state every host shares (stacks.go)
 
 	hosts  []*host
 	actors []*actor
-
-	hub
 
 	evlog []evRec
 	txlog []txRec
@@ -39,9 +35,8 @@ type Sim struct {
 	boots int // hosts currently booted
 
 	trace    *tracer
-	pcap     *pcapOut
-	err      error // first error of an op or an output writer
-	started  bool
+	err      error // first error of an output writer or a host
+	bridged  bool  // a real device is on the segment: real time only
 	closed   bool
 	closing  bool
 	quiet    bool // the last Run ended because nothing was pending
@@ -53,35 +48,36 @@ type Sim struct {
 
 // New returns an empty simulation.
 func New(cfg Config) (*Sim, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Sim{
-		cfg:   cfg,
-		clk:   stack.NewDetClock(cfg.Start),
-		link:  cfg.Link,
-		ideal: cfg.Link.ideal(),
+	s := &Sim{cfg: cfg, clk: stack.NewDetClock(cfg.Start)}
+	s.protos.init()
+	seg, err := segment.New(s.clk, segment.Config{Seed: cfg.Seed, Link: cfg.Link, PCAP: cfg.PCAP, OnTransmit: s.onTransmit})
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
 	}
-	s.hub.init()
+	s.seg = seg
 	if cfg.Trace != nil {
 		s.trace = newTracer(cfg.Trace, cfg.TraceHosts)
-	}
-	if cfg.PCAP != nil {
-		p, err := newPCAP(cfg.PCAP)
-		if err != nil {
-			return nil, fmt.Errorf("sim: pcap header: %w", err)
-		}
-		s.pcap = p
 	}
 	return s, nil
 }
 
+// Config returns the configuration, defaults applied.
+func (s *Sim) Config() Config { return s.cfg }
+
 // Now returns the virtual time since the start of the run.
-func (s *Sim) Now() time.Duration { return time.Duration(s.now) }
+func (s *Sim) Now() time.Duration { return s.seg.Now() }
+
+func (s *Sim) now() int64 { return int64(s.seg.Now()) }
 
 // Clock returns the simulation's clock, shared by every host.
 func (s *Sim) Clock() *stack.DetClock { return s.clk }
+
+// Segment returns the segment the hosts are on.
+func (s *Sim) Segment() *segment.Segment { return s.seg }
 
 // NumHosts returns the number of hosts added.
 func (s *Sim) NumHosts() int { return len(s.hosts) }
@@ -91,13 +87,13 @@ func (s *Sim) AddHost(hc HostConfig) (int, error) {
 	if s.closed {
 		return 0, errors.New("sim: add host: simulation closed")
 	}
-	if err := hc.validate(); err != nil {
+	if err := hc.Validate(); err != nil {
 		return 0, fmt.Errorf("sim: host %d: %w", len(s.hosts), err)
 	}
 	if len(s.hosts) >= MaxHosts {
 		return 0, fmt.Errorf("sim: add host: %w: more than %d hosts", ErrInvalid, MaxHosts)
 	}
-	if int64(hc.Start) < s.now {
+	if hc.Start < s.Now() {
 		return 0, fmt.Errorf("sim: host %d: %w: start %v is in the past (now %v)", len(s.hosts), ErrInvalid, hc.Start, s.Now())
 	}
 	idx := int32(len(s.hosts))
@@ -106,272 +102,38 @@ func (s *Sim) AddHost(hc HostConfig) (int, error) {
 		h.mac = hostMAC(idx, 0)
 	}
 	h.onEvent = func(ev autoip.Event) { s.onEvent(h, ev) }
-	if s.trace != nil {
-		h.traced = s.trace.wants(int(idx))
+	pc := segment.PortConfig{Filtered: !s.cfg.Unfiltered, Echo: hc.Echo, QueueSize: s.cfg.QueueSize}
+	if s.trace != nil && s.trace.wants(int(idx)) {
+		h.traced = true
+		if s.cfg.TraceFrames == TraceSentAndReceived {
+			pc.OnDeliver = func(b []byte) { s.trace.frame(s.now(), h, "rx", b) }
+		}
 	}
+	port, err := s.seg.NewPort(pc)
+	if err != nil {
+		return 0, fmt.Errorf("sim: host %d: %w", idx, err)
+	}
+	h.port = port
 	s.hosts = append(s.hosts, h)
-	if hc.Echo > 0 {
-		s.hostEcho, s.ideal = true, false
+	err = s.seg.At(hc.Start, func() error {
+		var err error
+		if !h.booted { // a restart may have booted it already
+			err = s.boot(h)
+		}
+		if s.cfg.Progress != nil && s.boots&1023 == 0 {
+			s.maybeProgress(false)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sim: host %d: %w", idx, err)
 	}
-	s.push(event{at: int64(hc.Start), kind: evBoot, arg: idx})
 	return int(idx), nil
 }
 
 // hostMAC is the default MAC of host idx in incarnation inc.
 func hostMAC(idx int32, inc int) acd.MAC {
 	return acd.MAC{0x02, byte(inc), byte(idx >> 24), byte(idx >> 16), byte(idx >> 8), byte(idx)}
-}
-
-// host is one simulated machine: its netstack, link and bookkeeping.
-type host struct {
-	sim    *Sim
-	idx    int32
-	cfg    HostConfig
-	mac    acd.MAC
-	inc    int // incarnation: restarts so far
-	st     *stack.Stack
-	ep     *channel.Endpoint
-	client *stack.Client
-	rnd    hostRand
-	pcg    rand.PCG
-	store  memStore
-
-	onEvent func(autoip.Event)
-
-	group   int32
-	booted  bool // a netstack exists
-	linkUp  bool
-	dirty   bool // queued in hub.dirty
-	isBound bool
-	traced  bool
-	claim   netip.Addr // address under which the filter index lists the host
-	defends int        // DEFEND events whose announcement is not drained yet
-	bootAt  int64      // boot time of this incarnation
-}
-
-// WriteNotify implements channel.Notification: the host's netstack wrote a
-// frame. The hub drains the queue after the current step.
-func (h *host) WriteNotify() {
-	if !h.dirty {
-		h.dirty = true
-		h.sim.dirty = append(h.sim.dirty, h.idx)
-	}
-}
-
-// memStore is a host's persistent state (persist.Store) that survives
-// restarts, as a daemon's state file does.
-type memStore struct {
-	saved autoip.SavedState
-	ok    bool
-}
-
-var errNoState = errors.New("no saved state")
-
-// Load implements persist.Store.
-func (m *memStore) Load() (autoip.SavedState, error) {
-	if !m.ok {
-		return autoip.SavedState{}, errNoState
-	}
-	return m.saved, nil
-}
-
-// Save implements persist.Store.
-func (m *memStore) Save(s autoip.SavedState) error {
-	m.saved, m.ok = s, true
-	return nil
-}
-
-// boot builds the host's netstack and starts its client.
-func (s *Sim) boot(h *host) error {
-	seed, idx := s.cfg.Seed, uint64(h.idx)
-	inc := uint64(h.inc) << 8
-	ep := channel.New(s.cfg.QueueSize, 1514, tcpip.LinkAddress(h.mac[:]))
-	ep.AddNotify(h)
-	h.rnd.insec.s = derive(seed, idx, streamNetRand|inc)
-	h.rnd.secure.s = derive(seed, idx, streamSecure|inc)
-	opts := stack.Options{
-		Link:       ep,
-		Clock:      s.clk,
-		RandSource: &h.rnd,
-		SecureRNG:  (*secureReader)(&h.rnd),
-		NoTCP:      true,
-	}
-	if !h.cfg.Static.IsValid() {
-		eseed := h.cfg.EngineSeed
-		if eseed == 0 && !h.cfg.SeedFromMAC {
-			eseed = derive(seed, idx, streamEngineSeed|inc)
-		}
-		h.pcg.Seed(derive(seed, idx, streamEngineRand|inc), derive(seed, idx, streamEngineRand|inc|1<<7))
-		opts.AutoIP = &stack.ClientConfig{
-			Engine: autoip.Config{
-				HW:          h.mac,
-				Seed:        eseed,
-				Initial:     h.cfg.Initial,
-				Timing:      h.cfg.Timing,
-				LinkUpDelay: h.cfg.LinkUpDelay,
-				Defend:      h.cfg.Defend,
-				Rand:        rand.New(&h.pcg),
-			},
-			Store:   &h.store,
-			OnEvent: h.onEvent,
-		}
-	}
-	h.booted, h.linkUp, h.bootAt = true, true, s.now
-	h.ep = ep
-	s.boots++
-	s.addMAC(h)
-	var kept uint8
-	if h.store.ok {
-		kept = 1
-	}
-	s.record(h, recStart, kept, h.mac4(), 0)
-	t0 := time.Now()
-	st, err := stack.New(opts)
-	s.timeBoot(t0)
-	if err != nil {
-		h.booted, h.ep = false, nil
-		s.boots--
-		s.delMAC(h)
-		return fmt.Errorf("sim: boot host %d: %w", h.idx, err)
-	}
-	h.st, h.client = st, st.Client()
-	if h.cfg.Static.IsValid() {
-		if err := st.AddAddress(netip.PrefixFrom(h.cfg.Static, 16)); err != nil {
-			return fmt.Errorf("sim: boot static host %d: %w", h.idx, err)
-		}
-		s.setBound(h, true)
-		if h.cfg.Announce {
-			b := acd.BroadcastFrame(acd.Announcement(h.mac, h.cfg.Static)).AppendBinary(nil)
-			if err := st.Shim().InjectOutbound(b); err != nil {
-				return fmt.Errorf("sim: static host %d announcement: %w", h.idx, err)
-			}
-		}
-	}
-	s.refreshClaim(h)
-	return nil
-}
-
-// mac4 packs the MAC's last four bytes for the record's address field
-// (start records carry the MAC, not an address).
-func (h *host) mac4() [4]byte { return [4]byte(h.mac[2:6]) }
-
-// shutdown closes the host's netstack (the client withdraws its address
-// and reports STOP).
-func (s *Sim) shutdown(h *host) {
-	if !h.booted {
-		return
-	}
-	s.drainDirty()
-	if err := h.st.Close(); err != nil && s.err == nil {
-		s.err = fmt.Errorf("sim: close host %d: %w", h.idx, err)
-	}
-	s.drainOne(h) // nothing should be left; frames of a closed host are not sent
-	h.booted = false
-	s.boots--
-	s.delMAC(h)
-	if h.cfg.Static.IsValid() {
-		s.setBound(h, false)
-	}
-	s.refreshClaim(h)
-	h.st, h.client, h.ep = nil, nil, nil
-}
-
-// onEvent records an engine event; it runs inside the host's step.
-func (s *Sim) onEvent(h *host, ev autoip.Event) {
-	if s.closing {
-		return
-	}
-	var kind recKind
-	var until int64
-	switch ev.Kind {
-	case autoip.EventProbe:
-		kind = recProbe
-		s.ctr.attempts++
-	case autoip.EventBind:
-		kind = recBind
-		s.setBound(h, true)
-	case autoip.EventConflict:
-		kind = recConflict
-		s.ctr.conflicts++
-		if ev.Phase == acd.PhaseBound {
-			s.ctr.boundConflicts++
-			s.setBound(h, false)
-		}
-	case autoip.EventDefend:
-		kind = recDefend
-		s.ctr.defences++
-		h.defends++
-		h.WriteNotify() // drain the host after this step even if the defence was not sent, to reset the count
-	case autoip.EventUnbind:
-		kind = recUnbind
-		s.setBound(h, false)
-	case autoip.EventStop:
-		kind = recStop
-		s.setBound(h, false)
-	case autoip.EventRateLimit:
-		kind = recRateLimit
-		s.ctr.rateLimits++
-		until = ev.Until.Sub(s.cfg.Start).Nanoseconds()
-	default:
-		return
-	}
-	var a [4]byte
-	if ev.Addr.Is4() {
-		a = ev.Addr.As4()
-	}
-	s.record(h, kind, uint8(ev.Phase), a, until)
-	if h.client != nil {
-		s.refreshClaim(h)
-	}
-}
-
-func (s *Sim) setBound(h *host, b bool) {
-	if h.isBound == b {
-		return
-	}
-	h.isBound = b
-	if b {
-		s.bound++
-	} else {
-		s.bound--
-	}
-}
-
-// record appends an event record and traces it.
-func (s *Sim) record(h *host, kind recKind, phase uint8, addr [4]byte, until int64) {
-	s.ord++
-	r := evRec{at: s.now, ord: s.ord, host: h.idx, kind: kind, phase: phase, addr: addr, until: until}
-	s.evlog = append(s.evlog, r)
-	if h.traced {
-		s.trace.event(r, h)
-	}
-}
-
-// refreshClaim updates the filter index with the address h now probes or
-// holds: its engine's candidate or bound address (from the candidate's
-// first moment, before the first probe, because the engine already treats
-// frames for it as conflicts then), or its static address.
-func (s *Sim) refreshClaim(h *host) {
-	var a netip.Addr
-	switch {
-	case !h.booted:
-	case h.cfg.Static.IsValid():
-		a = h.cfg.Static
-	case h.client != nil:
-		a = h.client.Status().Addr
-	}
-	if a == h.claim {
-		return
-	}
-	if h.claim.IsValid() {
-		s.unindex(h.claim, h.idx)
-	}
-	if a.IsValid() && autoip.InRange(a) {
-		s.index(a, h.idx)
-	} else {
-		a = netip.Addr{}
-	}
-	h.claim = a
 }
 
 // Run runs the simulation until nothing is pending (the segment is quiet)
@@ -386,16 +148,14 @@ func (s *Sim) RunUntil(t time.Duration) error {
 	if s.closed {
 		return errors.New("sim: run: simulation closed")
 	}
-	s.started = true
+	if s.bridged {
+		return fmt.Errorf("sim: run: %w", segment.ErrBridged)
+	}
 	wall := time.Now()
 	s.progress.start(wall)
-	end := int64(t)
 	s.quiet = false
-	for s.err == nil {
-		progress := s.pump()
-		for s.clk.RunOneDue() {
-			progress = true
-		}
+	for s.err == nil && s.seg.Err() == nil {
+		progress := s.seg.Step()
 		s.iter++
 		if s.cfg.Progress != nil && s.iter&1023 == 0 {
 			s.maybeProgress(false)
@@ -403,23 +163,28 @@ func (s *Sim) RunUntil(t time.Duration) error {
 		if progress {
 			continue
 		}
-		next, ok := s.nextTime()
+		next, ok := s.seg.Next()
 		if !ok {
 			s.quiet = true
 			break
 		}
-		if next > end {
-			s.advance(end)
+		if next > t {
+			s.seg.AdvanceTo(t)
 			break
 		}
-		s.advance(next)
+		s.seg.AdvanceTo(next)
 	}
 	s.runWall += time.Since(wall)
+	return s.finishRun()
+}
+
+// finishRun prints the last progress line and writes the outputs out.
+func (s *Sim) finishRun() error {
 	if s.cfg.Progress != nil {
 		s.maybeProgress(true)
 	}
-	if s.err == nil && s.pcap != nil {
-		s.err = s.pcap.flush()
+	if err := s.seg.Flush(); err != nil && s.err == nil {
+		s.err = err
 	}
 	if s.err == nil && s.trace != nil {
 		s.err = s.trace.flush()
@@ -430,26 +195,9 @@ func (s *Sim) RunUntil(t time.Duration) error {
 // Quiet reports whether the last Run ended with nothing pending.
 func (s *Sim) Quiet() bool { return s.quiet }
 
-// nextTime returns the earliest pending time: a timer or a hub event.
-func (s *Sim) nextTime() (int64, bool) {
-	var next int64
-	ok := false
-	if t, has := s.clk.Next(); has {
-		next, ok = t.Sub(s.cfg.Start).Nanoseconds(), true
-	}
-	if len(s.events) > 0 && (!ok || s.events[0].at < next) {
-		next, ok = s.events[0].at, true
-	}
-	return next, ok
-}
-
-func (s *Sim) advance(t int64) {
-	if t <= s.now {
-		return
-	}
-	s.now = t
-	s.clk.AdvanceTo(s.cfg.Start.Add(time.Duration(t)))
-}
+// WallTimes returns the wall time the runs took and the part of it spent
+// building netstacks.
+func (s *Sim) WallTimes() (run, build time.Duration) { return s.runWall, s.bootWall }
 
 // Close destroys every host's netstack. The results stay readable.
 func (s *Sim) Close() error {
@@ -459,17 +207,15 @@ func (s *Sim) Close() error {
 	s.closing = true
 	for _, h := range s.hosts {
 		if h.booted {
-			if err := h.st.Close(); err != nil && s.err == nil {
+			if err := h.close(); err != nil && s.err == nil {
 				s.err = err
 			}
-			h.booted = false
-			h.st, h.client, h.ep = nil, nil, nil
 		}
 	}
 	for s.clk.RunOneDue() { // timers made due by closing, if any, run into closed clients
 	}
 	s.closed = true
-	s.pool.release()
+	s.seg.Close()
 	return nil
 }
 
@@ -485,36 +231,30 @@ func (s *Sim) checkHost(op string, i int) (*host, error) {
 // after everything already scheduled for that instant. An error from f
 // stops the run and is returned by Run.
 func (s *Sim) At(t time.Duration, f func() error) error {
-	if int64(t) < s.now {
-		return fmt.Errorf("sim: schedule at %v: in the past (now %v)", t, s.Now())
+	if err := s.seg.At(t, f); err != nil {
+		return fmt.Errorf("sim: %w", err)
 	}
-	id := int32(len(s.ops))
-	s.ops = append(s.ops, f)
-	s.push(event{at: int64(t), kind: evOp, arg: id})
 	return nil
 }
 
-// SetLink takes host i's link down or up: the hub stops or resumes
-// delivering its frames and the client is told (Client.SetLink), which
-// withdraws the address or starts negotiating afresh.
+// SetLink takes host i's link down or up: the segment stops or resumes
+// carrying its frames and the client is told (through the port's link
+// state), which withdraws the address or starts negotiating afresh.
 func (s *Sim) SetLink(i int, up bool) error {
 	h, err := s.checkHost("set link", i)
 	if err != nil {
 		return err
 	}
-	if !h.booted || h.linkUp == up {
+	if !h.booted || h.port.Up() == up {
 		return nil
 	}
-	s.drainDirty()
 	if up {
-		h.linkUp = true
 		s.record(h, recLinkUp, 0, [4]byte{}, 0)
 	} else {
-		h.linkUp = false
 		s.record(h, recLinkDown, 0, [4]byte{}, 0)
 	}
+	h.port.SetLink(up)
 	if h.client != nil {
-		h.client.SetLink(up)
 		s.refreshClaim(h)
 	}
 	return nil
@@ -530,7 +270,7 @@ func (s *Sim) Partition(groups [][]int) error {
 			if err != nil {
 				return err
 			}
-			s.setGroup(h, int32(g+1))
+			s.setGroup(h, g+1)
 		}
 	}
 	return nil
@@ -542,7 +282,7 @@ func (s *Sim) Merge() error {
 		s.setGroup(h, 0)
 	}
 	for _, a := range s.actors {
-		a.group = 0
+		a.port.SetGroup(0)
 	}
 	return nil
 }
@@ -557,15 +297,15 @@ func (s *Sim) Move(i int, g int) error {
 	if g < 0 || g > MaxHosts {
 		return fmt.Errorf("sim: move host %d: partition %d out of range 0..%d", i, g, MaxHosts)
 	}
-	s.setGroup(h, int32(g))
+	s.setGroup(h, g)
 	return nil
 }
 
-func (s *Sim) setGroup(h *host, g int32) {
-	if h.group == g {
+func (s *Sim) setGroup(h *host, g int) {
+	if h.port.Group() == g {
 		return
 	}
-	h.group = g
+	h.port.SetGroup(g)
 	s.record(h, recMove, 0, [4]byte{0, 0, byte(g >> 8), byte(g)}, 0)
 }
 
@@ -588,7 +328,7 @@ func (s *Sim) Restart(i int, mac acd.MAC, keepState bool) error {
 	}
 	h.mac = mac
 	if !keepState {
-		h.store = memStore{}
+		h.store = nil
 	}
 	return s.boot(h)
 }
@@ -611,12 +351,10 @@ func (s *Sim) Reannounce(i int) error {
 }
 
 // SetLinkModel changes the segment's fault model from now on.
-func (s *Sim) SetLinkModel(m LinkModel) error {
-	m = m.withDefaults()
-	if err := m.Validate(); err != nil {
-		return fmt.Errorf("sim: set link model: %w", err)
+func (s *Sim) SetLinkModel(m segment.LinkModel) error {
+	if err := s.seg.SetLinkModel(m); err != nil {
+		return fmt.Errorf("sim: %w", err)
 	}
-	s.link, s.ideal = m, m.ideal() && !s.hostEcho
 	return nil
 }
 
@@ -635,13 +373,22 @@ type HostStatus struct {
 	Addr netip.Addr
 }
 
+// Holding returns the address the host holds with its link up, if any:
+// what it defends on the segment.
+func (hs HostStatus) Holding() netip.Addr {
+	if !hs.Booted || !hs.LinkUp {
+		return netip.Addr{}
+	}
+	return hs.Addr
+}
+
 // Host returns a snapshot of host i.
 func (s *Sim) Host(i int) (HostStatus, error) {
 	h, err := s.checkHost("host", i)
 	if err != nil {
 		return HostStatus{}, err
 	}
-	hs := HostStatus{Index: i, MAC: h.mac, Static: h.cfg.Static.IsValid(), Booted: h.booted, LinkUp: h.linkUp, Group: int(h.group)}
+	hs := HostStatus{Index: i, MAC: h.mac, Static: h.cfg.Static.IsValid(), Booted: h.booted, LinkUp: h.port.Up(), Group: h.port.Group()}
 	if h.client != nil {
 		hs.Client = h.client.Status()
 		if hs.Client.State.IsBound() {
@@ -653,11 +400,24 @@ func (s *Sim) Host(i int) (HostStatus, error) {
 	return hs, nil
 }
 
-// Stack returns host i's stack, or nil if it is not booted. Do not drive
-// it from another goroutine.
-func (s *Sim) Stack(i int) *stack.Stack {
+// HostConfig returns the configuration host i was added with.
+func (s *Sim) HostConfig(i int) HostConfig { return s.hosts[i].cfg }
+
+// GVisor returns host i's gVisor stack and the ID of its NIC, or nil if
+// the host is not booted. Do not drive it from another goroutine; send IP
+// traffic only with Config.FullStacks.
+func (s *Sim) GVisor(i int) (*gvstack.Stack, tcpip.NICID) {
+	if i < 0 || i >= len(s.hosts) {
+		return nil, 0
+	}
+	return s.hosts[i].gv, hostNIC
+}
+
+// Client returns host i's AutoIP client, or nil (static hosts, hosts not
+// booted).
+func (s *Sim) Client(i int) *stack.Client {
 	if i < 0 || i >= len(s.hosts) {
 		return nil
 	}
-	return s.hosts[i].st
+	return s.hosts[i].client
 }

@@ -1,11 +1,13 @@
 package stack
 
 import (
-	"container/heap"
+	"math"
 	"sync"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+
+	"github.com/autoip-project/autoip/internal/eventq"
 )
 
 // DetClock is a deterministic tcpip.Clock for tests and simulations. Time
@@ -19,77 +21,105 @@ import (
 type DetClock struct {
 	mu    sync.Mutex
 	start time.Time
-	now   time.Time
-	seq   uint64
-	q     timerQueue
+	now   int64 // ns since start
+	live  int   // pending timers
+	q     eventq.Queue[*detTimer]
 }
 
 var _ tcpip.Clock = (*DetClock)(nil)
 
 // NewDetClock returns a clock reading start.
 func NewDetClock(start time.Time) *DetClock {
-	return &DetClock{start: start, now: start}
+	return &DetClock{start: start}
 }
 
 // Now implements tcpip.Clock.
 func (c *DetClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.now
+	return c.start.Add(time.Duration(c.now))
 }
 
 // NowMonotonic implements tcpip.Clock: the time since the clock's start.
 func (c *DetClock) NowMonotonic() tcpip.MonotonicTime {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return tcpip.MonotonicTime{}.Add(c.now.Sub(c.start))
+	return tcpip.MonotonicTime{}.Add(time.Duration(c.now))
 }
 
 // AfterFunc implements tcpip.Clock. A delay of zero or less queues f to run
 // at the current time, after the timers already due.
 func (c *DetClock) AfterFunc(d time.Duration, f func()) tcpip.Timer {
-	t := &detTimer{c: c, f: f, index: -1}
+	t := &detTimer{c: c, f: f}
 	c.mu.Lock()
 	c.schedule(t, d)
 	c.mu.Unlock()
 	return t
 }
 
+// schedule (re)arms t d from now. A timer is in the queue once per arming;
+// entries of earlier armings are stale and skipped (see eventq).
 func (c *DetClock) schedule(t *detTimer, d time.Duration) {
-	if d < 0 {
-		d = 0
+	at := c.now
+	switch {
+	case d <= 0:
+	case int64(d) > math.MaxInt64-at:
+		at = math.MaxInt64
+	default:
+		at += int64(d)
 	}
-	c.seq++
-	t.when, t.seq = c.now.Add(d), c.seq
-	heap.Push(&c.q, t)
+	if !t.pending {
+		t.pending = true
+		c.live++
+	}
+	t.seq = c.q.Push(at, t)
+}
+
+// dropStale removes stale entries from the front of the queue, so that its
+// minimum is a pending timer.
+func (c *DetClock) dropStale() {
+	for {
+		it, ok := c.q.Min()
+		if !ok || it.Value.live(it.Seq) {
+			return
+		}
+		c.q.Pop()
+	}
 }
 
 // Next returns the deadline of the earliest pending timer.
 func (c *DetClock) Next() (time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.q) == 0 {
+	c.dropStale()
+	it, ok := c.q.Min()
+	if !ok {
 		return time.Time{}, false
 	}
-	return c.q[0].when, true
+	return c.start.Add(time.Duration(it.At)), true
 }
 
 // Pending returns the number of pending timers.
 func (c *DetClock) Pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.q)
+	return c.live
 }
 
 // RunOneDue runs the earliest timer due at the current time, if any, and
 // reports whether it ran one.
 func (c *DetClock) RunOneDue() bool {
 	c.mu.Lock()
-	if len(c.q) == 0 || c.q[0].when.After(c.now) {
+	c.dropStale()
+	it, ok := c.q.Min()
+	if !ok || it.At > c.now {
 		c.mu.Unlock()
 		return false
 	}
-	t := heap.Pop(&c.q).(*detTimer)
+	c.q.Pop()
+	t := it.Value
+	t.pending = false
+	c.live--
 	c.mu.Unlock()
 	t.f()
 	return true
@@ -100,8 +130,8 @@ func (c *DetClock) RunOneDue() bool {
 func (c *DetClock) AdvanceTo(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t.After(c.now) {
-		c.now = t
+	if d := int64(t.Sub(c.start)); d > c.now {
+		c.now = d
 	}
 }
 
@@ -125,21 +155,25 @@ func (c *DetClock) RunUntil(t time.Time) {
 func (c *DetClock) Advance(d time.Duration) { c.RunUntil(c.Now().Add(d)) }
 
 type detTimer struct {
-	c     *DetClock
-	f     func()
-	when  time.Time
-	seq   uint64
-	index int // position in the heap, -1 when not pending
+	c       *DetClock
+	f       func()
+	seq     uint64 // queue sequence of the current arming
+	pending bool
 }
+
+// live reports whether the queue entry with sequence seq is t's current
+// arming.
+func (t *detTimer) live(seq uint64) bool { return t.pending && t.seq == seq }
 
 // Stop implements tcpip.Timer.
 func (t *detTimer) Stop() bool {
 	t.c.mu.Lock()
 	defer t.c.mu.Unlock()
-	if t.index < 0 {
+	if !t.pending {
 		return false
 	}
-	heap.Remove(&t.c.q, t.index)
+	t.pending = false
+	t.c.live--
 	return true
 }
 
@@ -147,35 +181,5 @@ func (t *detTimer) Stop() bool {
 func (t *detTimer) Reset(d time.Duration) {
 	t.c.mu.Lock()
 	defer t.c.mu.Unlock()
-	if t.index >= 0 {
-		heap.Remove(&t.c.q, t.index)
-	}
 	t.c.schedule(t, d)
-}
-
-type timerQueue []*detTimer
-
-func (q timerQueue) Len() int { return len(q) }
-func (q timerQueue) Less(i, j int) bool {
-	if !q[i].when.Equal(q[j].when) {
-		return q[i].when.Before(q[j].when)
-	}
-	return q[i].seq < q[j].seq
-}
-func (q timerQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].index, q[j].index = i, j
-}
-func (q *timerQueue) Push(x any) {
-	t := x.(*detTimer)
-	t.index = len(*q)
-	*q = append(*q, t)
-}
-func (q *timerQueue) Pop() any {
-	old := *q
-	t := old[len(old)-1]
-	old[len(old)-1] = nil
-	t.index = -1
-	*q = old[:len(old)-1]
-	return t
 }

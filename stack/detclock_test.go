@@ -330,3 +330,30 @@ func TestDetClockConcurrentUse(t *testing.T) {
 		t.Errorf("%d timers fired, want %d", fired, 8*50)
 	}
 }
+
+// TestDetClockNextSkipsStoppedAndMovedTimers: Next reports the deadline of
+// a pending timer, never that of a stopped one or of an earlier arming of a
+// timer that was reset (the queue drops those lazily).
+func TestDetClockNextSkipsStoppedAndMovedTimers(t *testing.T) {
+	clk := NewDetClock(t0)
+	a := clk.AfterFunc(time.Second, func() {})
+	b := clk.AfterFunc(2*time.Second, func() {})
+	clk.AfterFunc(5*time.Second, func() {})
+	a.Stop()
+	b.Reset(4 * time.Second)
+	b.Reset(3 * time.Second)
+	if next, ok := clk.Next(); !ok || !next.Equal(t0.Add(3*time.Second)) {
+		t.Fatalf("Next() = %v, %v; want t0+3s (b's last arming)", next.Sub(t0), ok)
+	}
+	if clk.Pending() != 2 {
+		t.Errorf("Pending() = %d, want 2", clk.Pending())
+	}
+	ran := 0
+	clk.AdvanceTo(t0.Add(4 * time.Second))
+	for clk.RunOneDue() {
+		ran++
+	}
+	if ran != 1 {
+		t.Errorf("%d timers ran by t0+4s, want 1 (b once, at 3s)", ran)
+	}
+}

@@ -2,6 +2,8 @@ package stack
 
 import (
 	"net/netip"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"slices"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/autoip-project/autoip/autoip/acd"
 	"github.com/autoip-project/autoip/dhcp"
 	"github.com/autoip-project/autoip/dhcp/dhcptest"
+	"github.com/autoip-project/autoip/sim/segment"
 )
 
 // dhcpServerMAC is the test DHCP server's MAC on the hub.
@@ -17,17 +20,18 @@ var dhcpServerMAC = [6]byte{0x02, 0x53, 0, 0, 0, 0x01}
 
 var dhcpServerIP = netip.MustParseAddr("10.0.0.53")
 
-// serveDHCP puts srv on the hub: it answers the DHCP messages the hosts
-// send, with broadcast replies from its own MAC.
+// serveDHCP puts srv on the hub as a port of its own: it answers the DHCP
+// messages the hosts send, with broadcast replies from its own MAC.
 func serveDHCP(h *hub, srv *dhcptest.Server) {
-	h.taps = append(h.taps, func(from int, b []byte) {
+	var port *segment.Port
+	recv := func(b []byte) {
 		payload, ok := dhcpRequest(b)
 		if !ok {
 			return
 		}
 		m, err := dhcp.Decode(payload)
 		if err != nil {
-			h.t.Errorf("undecodable DHCP message from h%d: %v", from, err)
+			h.t.Errorf("undecodable DHCP message: %v", err)
 			return
 		}
 		r, ok := srv.Handle(m)
@@ -35,8 +39,14 @@ func serveDHCP(h *hub, srv *dhcptest.Server) {
 			return
 		}
 		frame := udpFrame(nil, dhcpServerMAC, [6]byte(acd.BroadcastMAC), dhcpServerIP, netip.MustParseAddr("255.255.255.255"), dhcpServerPort, dhcpClientPort, r.Append(nil))
-		h.peerSend(nil, frame)
-	})
+		if err := h.seg.Send(port, frame); err != nil {
+			h.t.Errorf("DHCP server send: %v", err)
+		}
+	}
+	var err error
+	if port, err = h.seg.AttachFunc(tcpip.LinkAddress(dhcpServerMAC[:]), recv); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // dhcpRequest returns the payload of a datagram to port 67.

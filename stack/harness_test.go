@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/refs"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -26,12 +25,14 @@ import (
 
 	"github.com/autoip-project/autoip/autoip"
 	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/sim/segment"
 )
 
 // The harness puts several complete netstack hosts (New on a channel
-// endpoint) on one simulated Ethernet segment. One goroutine, the test's,
-// does everything: the hub drains every host's channel endpoint, records
-// each frame and injects a copy into every other host; the shared DetClock
+// endpoint) on one simulated Ethernet segment: the public one, package
+// sim/segment, ideal unless a test asks for echoes. One goroutine, the
+// test's, does everything: the segment takes every frame a host writes,
+// records it and injects a copy into the other hosts; the shared DetClock
 // runs timers on the same goroutine. Nothing sleeps and nothing reads the
 // real clock, so a run is a pure function of its seeds.
 
@@ -85,29 +86,54 @@ func (f frameRec) String() string {
 	return fmt.Sprintf("%v %s %d bytes ethertype %#04x", f.At, who, len(f.B), binary.BigEndian.Uint16(f.B[12:14]))
 }
 
-// hub is the simulated segment.
+// hub is the test's view of the segment.
 type hub struct {
 	t     testing.TB
 	clk   *DetClock
+	seg   *segment.Segment
+	peer  *segment.Port // the raw peer's port
 	hosts []*host
 	trace []frameRec
 	// echo delivers every host's frames back to itself too (a looping
-	// bridge or hairpin, R09).
-	echo bool
-	// check, if set, runs after every step: every frame delivered and
-	// every timer run.
+	// bridge or hairpin, R09); set it before running.
+	echo    bool
+	echoSet bool
+	// check, if set, runs after every step: every frame put on the
+	// segment and every timer run.
 	check func()
 	// timers counts the timers run, to stop a runaway instead of hanging.
 	timers int
-	// taps see every frame a host sends (actors such as a DHCP server).
-	taps []func(from int, b []byte)
 }
 
 // maxTimers bounds the timers one hub may run.
 const maxTimers = 200000
 
 func newHub(t testing.TB) *hub {
-	return &hub{t: t, clk: NewDetClock(t0)}
+	h := &hub{t: t, clk: NewDetClock(t0)}
+	seg, err := segment.New(h.clk, segment.Config{OnTransmit: h.record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.seg = seg
+	if h.peer, err = seg.AttachFunc(tcpip.LinkAddress(peerMAC[:]), func([]byte) {}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seg.Close() })
+	return h
+}
+
+// record keeps every frame put on the segment (segment.Config.OnTransmit)
+// and runs the check.
+func (h *hub) record(f segment.Frame) {
+	r := frameRec{At: f.At, From: -1, To: -1, B: slices.Clone(f.Bytes)}
+	switch {
+	case f.To != nil:
+		r.To = f.To.Index()
+	case !f.From.IsFunc():
+		r.From = f.From.Index()
+	}
+	h.trace = append(h.trace, r)
+	h.step()
 }
 
 // now returns the virtual time since t0.
@@ -135,6 +161,7 @@ type host struct {
 	idx    int
 	mac    acd.MAC
 	ep     *channel.Endpoint
+	port   *segment.Port
 	s      *Stack
 	closed bool
 
@@ -148,6 +175,13 @@ func (h *hub) addHost(hc hostCfg) *host {
 	i := len(h.hosts)
 	mac := hostMAC(i)
 	ho := &host{h: h, idx: i, mac: mac, ep: channel.New(256, 1514, tcpip.LinkAddress(mac[:]))}
+	port, err := h.seg.Attach(ho.ep, segment.PortConfig{})
+	if err != nil {
+		h.t.Fatalf("host %d: attach: %v", i, err)
+	}
+	ho.port = port
+	// The stack is built on the endpoint itself, not port.Link(): these
+	// tests drive the client's link state by hand.
 	var link gvstack.LinkEndpoint = ho.ep
 	if hc.wrap != nil {
 		link = hc.wrap(link)
@@ -202,39 +236,21 @@ func (ho *host) close() {
 	if err := ho.s.Close(); err != nil {
 		ho.h.t.Errorf("h%d: Close: %v", ho.idx, err)
 	}
+	ho.port.Unplug()
 	ho.ep.Close() // Destroy closes it too; Close is idempotent and drains
 }
 
-// pump moves every queued frame, in host order, until no host has anything
-// queued. It reports whether it moved any.
+// pump puts every frame the hosts wrote on the segment, and what that
+// makes them write, without running timers. It reports whether it moved
+// any.
 func (h *hub) pump() bool {
-	progress := false
-	for moved := true; moved; {
-		moved = false
-		for _, src := range h.hosts {
-			if src.closed {
-				continue
-			}
-			for pkt := src.ep.Read(); pkt != nil; pkt = src.ep.Read() {
-				v := pkt.ToView()
-				b := slices.Clone(v.AsSlice())
-				v.Release()
-				pkt.DecRef()
-				h.trace = append(h.trace, frameRec{At: h.now(), From: src.idx, To: -1, B: b})
-				for _, tap := range h.taps {
-					tap(src.idx, b)
-				}
-				for _, dst := range h.hosts {
-					if (dst != src || h.echo) && !dst.closed {
-						dst.inject(b)
-					}
-				}
-				moved, progress = true, true
-				h.step()
-			}
+	if h.echo && !h.echoSet {
+		h.echoSet = true
+		if err := h.seg.SetLinkModel(segment.LinkModel{Echo: 1, EchoDelay: time.Nanosecond}); err != nil {
+			h.t.Fatal(err)
 		}
 	}
-	return progress
+	return h.seg.Pump()
 }
 
 func (h *hub) step() {
@@ -243,27 +259,17 @@ func (h *hub) step() {
 	}
 }
 
-// inject delivers a copy of frame to the host's NIC, as its link would.
-func (ho *host) inject(frame []byte) {
-	pkt := gvstack.NewPacketBuffer(gvstack.PacketBufferOptions{Payload: buffer.MakeWithData(slices.Clone(frame))})
-	ho.ep.InjectInbound(0, pkt)
-	pkt.DecRef()
-}
-
-// peerSend injects a frame from the raw peer into host ho (or, with ho nil,
-// into every host) and records it.
+// peerSend has the raw peer put frame on the wire of host ho only (or,
+// with ho nil, on the segment for every host) and records it.
 func (h *hub) peerSend(ho *host, frame []byte) {
-	to := -1
-	if ho != nil {
-		to = ho.idx
-	}
-	h.trace = append(h.trace, frameRec{At: h.now(), From: -1, To: to, B: slices.Clone(frame)})
-	for _, dst := range h.hosts {
-		if (ho == nil || dst == ho) && !dst.closed {
-			dst.inject(frame)
+	if ho == nil {
+		if err := h.seg.Send(h.peer, frame); err != nil {
+			h.t.Fatal(err)
 		}
+		h.pump()
+		return
 	}
-	h.step()
+	h.seg.DeliverTo(ho.port, frame)
 }
 
 // peerARP builds an ARP frame from the peer.
@@ -290,13 +296,13 @@ func (h *hub) runUntil(limit time.Time, done func() bool) bool {
 		if progress {
 			continue
 		}
-		next, ok := h.clk.Next()
-		if !ok || next.After(limit) {
+		next, ok := h.seg.Next()
+		if !ok || t0.Add(next).After(limit) {
 			break
 		}
-		h.clk.AdvanceTo(next)
+		h.seg.AdvanceTo(next)
 	}
-	h.clk.AdvanceTo(limit)
+	h.seg.AdvanceTo(limit.Sub(t0))
 	return done != nil && done()
 }
 

@@ -5,7 +5,8 @@
 // Usage:
 //
 //	autoip-sim [flags]                      a boot storm described by flags
-//	autoip-sim -scenario FILE [flags]       a scenario file (JSON, see package sim)
+//	autoip-sim -scenario FILE [flags]       a scenario file (JSON, see package sim/scenario)
+//	autoip-sim -tap IFACE [flags]           the same, in real time, on a real segment
 //
 // Examples:
 //
@@ -17,23 +18,39 @@
 // picture (except the -perf figures). The exit status is 0 when the run
 // succeeded and every invariant and expectation held, 1 when one failed
 // (or the run itself failed), 2 for a bad command line.
+//
+// With -tap the simulated hosts join a real Ethernet segment through an
+// existing TAP device (a port of a Linux bridge, say), in real time: the
+// simulator becomes a load and conformance driver for the link-local
+// implementations on that segment. The run ends, printing the report, when
+// every simulated host is bound, on SIGINT or SIGTERM, or after -duration;
+// with -hold the hosts stay on the segment, defending their addresses,
+// until SIGINT, SIGTERM or -duration (a line on stderr says when they were
+// all bound). The capture (-pcap) then has real timestamps.
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/autoip-project/autoip/autoip"
 	"github.com/autoip-project/autoip/autoip/acd"
 	"github.com/autoip-project/autoip/sim"
+	"github.com/autoip-project/autoip/sim/report"
+	"github.com/autoip-project/autoip/sim/scenario"
+	"github.com/autoip-project/autoip/sim/segment"
+	"github.com/autoip-project/autoip/tap"
 )
 
 func main() {
@@ -58,19 +75,22 @@ func badFlag(format string, args ...any) error { return usageError{fmt.Sprintf(f
 
 // options are the parsed command line.
 type options struct {
-	sc         *sim.Scenario
-	report     string
-	jsonPath   string
-	hostDetail bool
-	pcapPath   string
-	svgPath    string
-	svgRows    int
-	tracePath  string
-	traceHosts []int
-	progress   time.Duration
-	perf       bool
-	check      bool
-	memLimit   int
+	sc          *scenario.Scenario
+	report      string
+	jsonPath    string
+	hostDetail  bool
+	pcapPath    string
+	svgPath     string
+	svgRows     int
+	tracePath   string
+	traceHosts  []int
+	traceFrames sim.TraceFrames
+	progress    time.Duration
+	perf        bool
+	check       bool
+	memLimit    int
+	tap         string // real-time run on this TAP
+	hold        bool
 }
 
 // hostFlags are the flags that describe the hosts of a flag-built run;
@@ -80,7 +100,7 @@ var hostFlags = []string{"hosts", "start", "interval", "window", "same-initial",
 func parse(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("autoip-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	scenario := fs.String("scenario", "", "run this scenario `file` (JSON); without it the flags describe a boot storm")
+	scenarioPath := fs.String("scenario", "", "run this scenario `file` (JSON); without it the flags describe a boot storm")
 	hosts := fs.Int("hosts", 10, fmt.Sprintf("number of hosts, 1..%d", sim.MaxHosts))
 	start := fs.String("start", "all", "arrival pattern: all, staggered or random")
 	interval := fs.Duration("interval", 100*time.Millisecond, "time between arrivals with -start staggered, more than 0 and at most 24h")
@@ -90,7 +110,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	defend := fs.String("defend", "once", "defence `policy` while bound: once or abandon (RFC 3927 §2.5)")
 	delay := fs.Int("delay", 0, "QNX lsm-autoip delay= in `ms`, 1..8000 (probes delay/2..delay apart); 0: RFC timing")
 	seed := fs.Uint64("seed", 1, "simulation seed, the only entropy (overrides the scenario's)")
-	duration := fs.Duration("duration", sim.DefaultDuration, "stop after this much simulated time if not quiet before, more than 0 and at most 720h (overrides the scenario's)")
+	duration := fs.Duration("duration", time.Hour, "stop after this much simulated (with -tap: real) time if not quiet before, more than 0 and at most 720h (overrides the scenario's)")
 	latency := fs.Duration("latency", 0, "frame delivery latency, 0..1m")
 	jitter := fs.Duration("jitter", 0, "random extra delay per frame, 0..1m")
 	loss := fs.Float64("loss", 0, "probability a receiver misses a frame, 0..1")
@@ -107,9 +127,12 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	svgRows := fs.Int("svg-rows", 60, fmt.Sprintf("host rows in the SVG, 1..%d", maxSVGRows))
 	tracePath := fs.String("trace", "", "write a per-host text trace to this `file` (- for stdout)")
 	traceHosts := fs.String("trace-hosts", "all", "hosts to trace: all, or a comma-separated `list` of indices")
+	traceFrames := fs.String("trace-frames", "all", "frames in the trace besides the events: all (sent and received), sent or none")
 	progress := fs.Duration("progress", 2*time.Second, "progress line on stderr every this much wall time, 0 to disable, at most 1h")
 	perf := fs.Bool("perf", false, "add wall time, sim/wall, heap per host and peak RSS to the report")
 	check := fs.Bool("check", true, "exit 1 if an invariant or a scenario expectation fails")
+	tapName := fs.String("tap", "", "run in real time with the hosts on the Ethernet segment of this existing TAP `interface` (needs CAP_NET_ADMIN or a TAP owned by the user)")
+	hold := fs.Bool("hold", false, "with -tap: once all hosts are bound keep them on the segment until SIGINT, SIGTERM or -duration")
 	memLimit := fs.Int("memlimit", 0, fmt.Sprintf("soft memory limit in `MiB` for the Go runtime, 0..%d (0: none)", maxMemLimitMiB))
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: autoip-sim [-scenario FILE] [flags]\n\n"+
@@ -160,8 +183,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		name string
 		v    time.Duration
 	}{{"latency", *latency}, {"jitter", *jitter}} {
-		if d.v < 0 || d.v > sim.MaxDelay {
-			return nil, badFlag("-%s %v is out of range 0..%v", d.name, d.v, sim.MaxDelay)
+		if d.v < 0 || d.v > segment.MaxDelay {
+			return nil, badFlag("-%s %v is out of range 0..%v", d.name, d.v, segment.MaxDelay)
 		}
 	}
 	for _, p := range []struct {
@@ -183,43 +206,61 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if *svgRows < 1 || *svgRows > maxSVGRows {
 		return nil, badFlag("-svg-rows %d is out of range 1..%d", *svgRows, maxSVGRows)
 	}
+	var tf sim.TraceFrames
+	switch *traceFrames {
+	case "all":
+	case "sent":
+		tf = sim.TraceSent
+	case "none":
+		tf = sim.TraceNoFrames
+	default:
+		return nil, badFlag("-trace-frames %q: want all, sent or none", *traceFrames)
+	}
 	if *progress < 0 || *progress > time.Hour {
 		return nil, badFlag("-progress %v is out of range 0..1h", *progress)
 	}
 	if *memLimit < 0 || *memLimit > maxMemLimitMiB {
 		return nil, badFlag("-memlimit %d MiB is out of range 0..%d", *memLimit, maxMemLimitMiB)
 	}
+	if *tapName != "" {
+		if err := tap.ValidateName(*tapName); err != nil {
+			return nil, badFlag("-tap %q: %v", *tapName, err)
+		}
+	} else if *hold {
+		return nil, badFlag("-hold needs -tap: a virtual-time run ends when it is quiet")
+	}
 
 	o := &options{
 		report: *report, jsonPath: *jsonPath, hostDetail: *hostDetail, pcapPath: *pcapPath,
 		svgPath: *svgPath, svgRows: *svgRows, tracePath: *tracePath, progress: *progress,
-		perf: *perf, check: *check, memLimit: *memLimit,
+		perf: *perf, check: *check, memLimit: *memLimit, traceFrames: tf,
+		tap: *tapName, hold: *hold,
 	}
-	if *scenario != "" {
+	if *scenarioPath != "" {
 		for _, name := range hostFlags {
 			if set[name] {
 				return nil, badFlag("-%s describes the hosts and cannot be combined with -scenario (edit the scenario file)", name)
 			}
 		}
-		sc, err := sim.LoadScenario(*scenario)
+		sc, err := scenario.Load(*scenarioPath)
 		if err != nil {
-			return nil, badFlag("-scenario %s: %v", *scenario, err)
+			return nil, badFlag("-scenario %s: %v", *scenarioPath, err)
 		}
 		o.sc = sc
 	} else {
-		hs := sim.HostSpec{Count: *hosts, Start: *start, Interval: sim.Duration(*interval), Window: sim.Duration(*window),
+		hs := scenario.HostSpec{Count: *hosts, Start: *start, Interval: scenario.Duration(*interval), Window: scenario.Duration(*window),
 			Initial: *sameInitial, EngineSeed: *engineSeed, Defend: *defend}
 		if *delay != 0 {
-			hs.Timing = &sim.TimingSpec{QNXDelayMS: *delay}
+			hs.Timing = &scenario.TimingSpec{QNXDelayMS: *delay}
 		}
-		o.sc = &sim.Scenario{Name: fmt.Sprintf("flags-%d-hosts", *hosts), Hosts: []sim.HostSpec{hs}, Seed: *seed, Duration: sim.Duration(*duration)}
+		o.sc = &scenario.Scenario{Name: fmt.Sprintf("flags-%d-hosts", *hosts), Hosts: []scenario.HostSpec{hs}, Seed: *seed, Duration: scenario.Duration(*duration)}
 	}
 	sc := o.sc
 	if set["seed"] {
 		sc.Seed = *seed
 	}
 	if set["duration"] {
-		sc.Duration = sim.Duration(*duration)
+		sc.Duration = scenario.Duration(*duration)
 	}
 	if set["unfiltered"] {
 		sc.Unfiltered = *unfiltered
@@ -229,10 +270,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	l := &sc.Link
 	if set["latency"] {
-		l.Latency = sim.Duration(*latency)
+		l.Latency = scenario.Duration(*latency)
 	}
 	if set["jitter"] {
-		l.Jitter = sim.Duration(*jitter)
+		l.Jitter = scenario.Duration(*jitter)
 	}
 	if set["loss"] {
 		l.Loss = *loss
@@ -307,7 +348,7 @@ func simulate(o *options, stdout, stderr io.Writer) (failed bool, err error) {
 		closers = append(closers, f.Close)
 		return f, nil
 	}
-	out := sim.Outputs{TraceHosts: o.traceHosts}
+	out := scenario.Options{TraceHosts: o.traceHosts, TraceFrames: o.traceFrames}
 	if o.progress > 0 {
 		out.Progress, out.ProgressEvery = stderr, o.progress
 	}
@@ -323,15 +364,21 @@ func simulate(o *options, stdout, stderr io.Writer) (failed bool, err error) {
 	}
 	var base uint64
 	if o.perf {
-		base = sim.HeapInUse()
-		sim.ResetPeakRSS()
+		base = report.HeapInUse()
+		report.ResetPeakRSS()
 	}
-	s, rep, err := sim.RunScenario(o.sc, out)
+	var s *sim.Sim
+	var rep *report.Report
+	if o.tap != "" {
+		s, rep, err = realTime(o, out, stderr)
+	} else {
+		s, rep, err = scenario.Run(o.sc, out)
+	}
 	if err != nil {
 		return false, err
 	}
 	if o.perf {
-		rep.Perf = s.Perf(base)
+		rep.Perf = report.Measure(s, base)
 	}
 	fails := o.sc.CheckExpect(rep)
 	if o.svgPath != "" {
@@ -339,7 +386,7 @@ func simulate(o *options, stdout, stderr io.Writer) (failed bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		if err := s.WriteSVG(w, sim.SVGOptions{MaxRows: o.svgRows}); err != nil {
+		if err := report.WriteSVG(w, s, report.SVGOptions{MaxRows: o.svgRows}); err != nil {
 			return false, err
 		}
 	}
@@ -372,4 +419,41 @@ func simulate(o *options, stdout, stderr io.Writer) (failed bool, err error) {
 	}
 	// Closing 10,000 netstacks takes a moment and changes nothing.
 	return len(fails) > 0, nil
+}
+
+// realTime runs the scenario in real time with its hosts bridged to the
+// TAP named o.tap, until they are all bound (or, with -hold, until a
+// signal or the duration), and returns the simulation and its report.
+func realTime(o *options, out scenario.Options, stderr io.Writer) (*sim.Sim, *report.Report, error) {
+	dev, err := tap.Open(tap.Config{Name: o.tap})
+	if err != nil {
+		return nil, nil, fmt.Errorf("-tap %s: %w", o.tap, err)
+	}
+	defer dev.Close()
+	out.Start = time.Now().UTC()
+	s, err := o.sc.Build(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.Bridge(dev); err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	wall := time.Now()
+	said := false
+	err = s.RunRealTime(ctx, func() bool {
+		if !said && s.AllBound() {
+			said = true
+			fmt.Fprintf(stderr, "autoip-sim: all %d simulated hosts bound after %v on %s\n", s.NumHosts(), time.Since(wall).Round(time.Millisecond), o.tap)
+			return !o.hold
+		}
+		return false
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, report.Build(s, report.Options{HostDetail: true, Check: o.sc.CheckOptions()}), nil
 }

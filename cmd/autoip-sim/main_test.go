@@ -47,6 +47,10 @@ func TestFlagValidation(t *testing.T) {
 		{[]string{"-memlimit", "-1"}, "-memlimit -1 MiB is out of range"},
 		{[]string{"-trace-hosts", "0,10"}, `-trace-hosts: "10" is not a host index 0..9`},
 		{[]string{"-hosts", "3", "-trace-hosts", "x"}, `-trace-hosts: "x" is not a host index 0..2`},
+		{[]string{"-trace-frames", "rx"}, `-trace-frames "rx": want all, sent or none`},
+		{[]string{"-hold"}, "-hold needs -tap"},
+		{[]string{"-tap", "a/b"}, `-tap "a/b": `},
+		{[]string{"-tap", "much-too-long-name"}, `-tap "much-too-long-name": `},
 		{[]string{"-scenario", scenarios + "rogue-host.json", "-hosts", "3"}, "-hosts describes the hosts and cannot be combined with -scenario"},
 		{[]string{"-scenario", "/nonexistent.json"}, "-scenario /nonexistent.json: load scenario"},
 		{[]string{"stray"}, `unexpected argument "stray"`},
@@ -125,6 +129,38 @@ func TestScenarioOutputs(t *testing.T) {
 	}
 	if !bytes.Contains(a["run.trace"], []byte(" h1    CONFLICT   169.254.77.77 (probing)")) {
 		t.Errorf("trace lacks host 1's conflict:\n%s", a["run.trace"])
+	}
+}
+
+// TestTraceFrames: -trace-frames chooses the frames the trace shows:
+// "none" tells the story of the events alone (what autoip-trace printed).
+func TestTraceFrames(t *testing.T) {
+	for _, c := range []struct {
+		mode   string
+		tx, rx bool
+	}{{"all", true, true}, {"sent", true, false}, {"none", false, false}} {
+		code, out, stderr := runCLI(t, "-hosts", "4", "-same-initial", "169.254.20.20", "-trace", "-", "-trace-frames", c.mode, "-report", "none")
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", c.mode, code, stderr)
+		}
+		if got := strings.Contains(out, " tx "); got != c.tx {
+			t.Errorf("%s: tx lines %v, want %v", c.mode, got, c.tx)
+		}
+		if got := strings.Contains(out, " rx "); got != c.rx {
+			t.Errorf("%s: rx lines %v, want %v", c.mode, got, c.rx)
+		}
+		if strings.Count(out, "CONFLICT   169.254.20.20 (probing)") != 3 || strings.Count(out, " BIND ") != 4 {
+			t.Errorf("%s: the story lacks three conflicts and four binds:\n%s", c.mode, out)
+		}
+	}
+}
+
+// TestTapMissing: -tap on a TAP that does not exist fails (exit 1) naming
+// it; without the privileges to open TAPs it fails too, saying why.
+func TestTapMissing(t *testing.T) {
+	code, _, stderr := runCLI(t, "-tap", "aipsnone0", "-hosts", "2")
+	if code != 1 || !strings.Contains(stderr, "-tap aipsnone0: ") {
+		t.Errorf("exit %d, stderr %q; want 1 naming the TAP", code, stderr)
 	}
 }
 

@@ -5,15 +5,16 @@
 # autoipd creates, runs autoipd in it with the lsm-autoip option string of
 # the QNX manual's example, pings the claimed address from the kernel side,
 # stops autoipd with SIGTERM (showing the STOP) and removes everything, even
-# on failure or Ctrl-C. Without root it runs the engine-only simulation.
+# on failure or Ctrl-C. Without root it runs the simulator instead.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 
 if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null 2>&1; then
 	echo "demo: the TAP demo needs root and iproute2 (to create a network namespace and a TAP device)."
-	echo "demo: running the engine-only demo instead: go run ./cmd/autoip-trace -hosts 4 -same-initial 169.254.20.20"
-	exec go run ./cmd/autoip-trace -hosts 4 -same-initial 169.254.20.20
+	echo "demo: simulating four netstack hosts that all start on one address instead:"
+	echo "demo: go run ./cmd/autoip-sim -hosts 4 -same-initial 169.254.20.20 -trace - -trace-frames none"
+	exec go run ./cmd/autoip-sim -hosts 4 -same-initial 169.254.20.20 -trace - -trace-frames none -progress 0
 fi
 
 NS=aipdemo

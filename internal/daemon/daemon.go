@@ -580,7 +580,7 @@ func (d *daemon) shutdown() {
 		}
 	}
 	if d.wire != nil {
-		if c, ok := d.wire.w.(io.Closer); ok {
+		if c, ok := d.wire.out.(io.Closer); ok {
 			if err := c.Close(); err != nil {
 				d.log.Warn("closing the pcap file", "err", err)
 			}

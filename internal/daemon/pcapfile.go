@@ -1,12 +1,12 @@
 package daemon
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math/bits"
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/autoip-project/autoip/internal/pcapfile"
 )
 
 // openPcap opens the -pcap file for writing from its start. Unlike
@@ -48,11 +48,5 @@ func isPcap(f *os.File) bool {
 	if _, err := f.ReadAt(b[:], 0); err != nil {
 		return false
 	}
-	m := binary.LittleEndian.Uint32(b[:])
-	for _, magic := range []uint32{pcapMagic, 0xa1b23c4d} {
-		if m == magic || m == bits.ReverseBytes32(magic) {
-			return true
-		}
-	}
-	return false
+	return pcapfile.IsCapture(b[:])
 }

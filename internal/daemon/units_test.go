@@ -23,6 +23,7 @@ import (
 
 	"github.com/autoip-project/autoip/autoip"
 	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/internal/pcapfile"
 	"github.com/autoip-project/autoip/stack"
 	"github.com/autoip-project/autoip/tap"
 )
@@ -284,7 +285,7 @@ func TestPcapCapturesBothDirectionsWithEthernetHeaders(t *testing.T) {
 	}
 
 	b := []byte(buf.String())
-	if len(b) < 24 || binary.LittleEndian.Uint32(b[0:]) != pcapMagic || binary.LittleEndian.Uint32(b[20:]) != linkTypeEthernet {
+	if len(b) < 24 || binary.LittleEndian.Uint32(b[0:]) != pcapfile.MagicMicro || binary.LittleEndian.Uint32(b[20:]) != pcapfile.LinkTypeEthernet {
 		t.Fatalf("bad pcap header % x", b[:min(len(b), 24)])
 	}
 	var frames [][]byte

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/binary"
 	"io"
 	"log/slog"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/internal/pcapfile"
 )
 
 // wireTap is a link endpoint between the Shim's Ethernet layer and the TAP
@@ -33,37 +33,24 @@ type wireTap struct {
 	debug bool
 
 	mu      sync.Mutex
-	w       io.Writer // nil: no capture
-	snapLen int
+	out     io.Writer        // where the capture goes (the daemon closes it)
+	w       *pcapfile.Writer // nil: no capture
 	failed  bool
-	buf     []byte
 	written atomic.Uint64
 }
-
-// pcap file format constants (https://wiki.wireshark.org/Development/LibpcapFileFormat).
-const (
-	pcapMagic        = 0xa1b2c3d4 // microsecond timestamps
-	linkTypeEthernet = 1
-	pcapSnapLen      = 65535
-)
 
 // newWireTap wraps lower. w, if not nil, receives a pcap stream (the header
 // is written now); log, if not nil and enabled at debug level, gets one
 // line per ARP frame.
 func newWireTap(lower stack.LinkEndpoint, w io.Writer, log *slog.Logger) (*wireTap, error) {
-	t := &wireTap{w: w, snapLen: pcapSnapLen, log: log}
+	t := &wireTap{log: log, out: w}
 	t.debug = log != nil && log.Enabled(context.Background(), slog.LevelDebug)
 	if w != nil {
-		var h [24]byte
-		binary.LittleEndian.PutUint32(h[0:], pcapMagic)
-		binary.LittleEndian.PutUint16(h[4:], 2)
-		binary.LittleEndian.PutUint16(h[6:], 4)
-		// thiszone and sigfigs stay 0: timestamps are UTC.
-		binary.LittleEndian.PutUint32(h[16:], pcapSnapLen)
-		binary.LittleEndian.PutUint32(h[20:], linkTypeEthernet)
-		if _, err := w.Write(h[:]); err != nil {
+		pw, err := pcapfile.NewWriter(w, pcapfile.Microsecond)
+		if err != nil {
 			return nil, err
 		}
+		t.w = pw
 	}
 	t.Endpoint.Init(lower, t)
 	return t, nil
@@ -112,15 +99,7 @@ func (t *wireTap) capture(frame []byte) {
 	if t.failed {
 		return
 	}
-	n := min(len(frame), t.snapLen)
-	now := time.Now()
-	t.buf = t.buf[:0]
-	t.buf = binary.LittleEndian.AppendUint32(t.buf, uint32(now.Unix()))
-	t.buf = binary.LittleEndian.AppendUint32(t.buf, uint32(now.Nanosecond()/1000))
-	t.buf = binary.LittleEndian.AppendUint32(t.buf, uint32(n))
-	t.buf = binary.LittleEndian.AppendUint32(t.buf, uint32(len(frame)))
-	t.buf = append(t.buf, frame[:n]...)
-	if _, err := t.w.Write(t.buf); err != nil {
+	if err := t.w.WritePacket(time.Now(), frame); err != nil {
 		t.failed = true
 		if t.log != nil {
 			t.log.Error("pcap write failed; capture stopped", "err", err)

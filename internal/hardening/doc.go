@@ -13,7 +13,7 @@
 // The unprivileged tests run the simulator (a 24 h soak of 1,000 hosts with
 // loss and churn, and the probe-denial rate limit across a restart, in virtual
 // time), the engine in virtual time, and fuzz targets for the parsers not
-// fuzzed elsewhere: daemon.Parse (FuzzDaemonParse), sim.ParseScenario
+// fuzzed elsewhere: daemon.Parse (FuzzDaemonParse), scenario.Parse
 // (FuzzScenarioParse) and persist.File.Load (FuzzPersistLoad).
 //
 // By default every test runs in its short form, sized for `go test -race

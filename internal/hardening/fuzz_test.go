@@ -16,7 +16,7 @@ import (
 	"github.com/autoip-project/autoip/autoip/acd"
 	"github.com/autoip-project/autoip/autoip/persist"
 	"github.com/autoip-project/autoip/internal/daemon"
-	"github.com/autoip-project/autoip/sim"
+	"github.com/autoip-project/autoip/sim/scenario"
 	"github.com/autoip-project/autoip/tap"
 )
 
@@ -96,7 +96,7 @@ func FuzzDaemonParse(f *testing.F) {
 }
 
 // FuzzScenarioParse feeds the simulator's scenario parser
-// (sim.ParseScenario) arbitrary bytes. It never panics; what it accepts
+// (scenario.Parse) arbitrary bytes. It never panics; what it accepts
 // validates, survives a JSON round trip unchanged (marshal, parse,
 // marshal gives the same bytes), and (when small) builds
 // and runs for a few virtual minutes without an operation failing: nothing
@@ -110,7 +110,7 @@ func FuzzScenarioParse(f *testing.F) {
 	}
 	f.Add([]byte(`{"name":"x","hosts":[{"count":2}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		sc, err := sim.ParseScenario(b)
+		sc, err := scenario.Parse(b)
 		if err != nil {
 			if sc != nil || err.Error() == "" {
 				t.Fatalf("scenario %+v with error %q", sc, err)
@@ -124,7 +124,7 @@ func FuzzScenarioParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("marshal an accepted scenario: %v", err)
 		}
-		sc2, err := sim.ParseScenario(j)
+		sc2, err := scenario.Parse(j)
 		if err != nil {
 			t.Fatalf("an accepted scenario, marshalled, is refused: %v\n%s", err, j)
 		}
@@ -134,7 +134,7 @@ func FuzzScenarioParse(f *testing.F) {
 		if sc.NumHosts() > 64 || len(sc.Actors) > 16 {
 			return // building a million hosts proves nothing more and takes long
 		}
-		s, err := sc.Build(sim.Outputs{})
+		s, err := sc.Build(scenario.Options{})
 		if err != nil {
 			t.Fatalf("an accepted scenario does not build: %v\n%s", err, b)
 		}
@@ -218,14 +218,14 @@ func FuzzPersistLoad(f *testing.F) {
 func TestScenarioValidateRefusesMulticastRestartMAC(t *testing.T) {
 	b := []byte(`{"name": "x", "hosts": [{"count": 3}],
 		"events": [{"at": "40s", "op": "restart", "hosts": [2], "mac": "01:00:00:00:00:00"}]}`)
-	sc, err := sim.ParseScenario(b)
+	sc, err := scenario.Parse(b)
 	if err != nil {
 		if !strings.Contains(err.Error(), "01:00:00:00:00:00") && !strings.Contains(err.Error(), "unicast") {
 			t.Errorf("refused, but the error does not say why: %v", err)
 		}
 		return
 	}
-	s, err := sc.Build(sim.Outputs{})
+	s, err := sc.Build(scenario.Options{})
 	if err != nil {
 		t.Fatalf("accepted, then Build fails: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/autoip-project/autoip/autoip/acd"
 	"github.com/autoip-project/autoip/sim"
+	"github.com/autoip-project/autoip/sim/report"
 )
 
 // rateLimitProblems replays one host's recorded events against R11: once
@@ -90,7 +91,7 @@ func TestR11_SimProbeDenialRateLimitSurvivesRestart(t *testing.T) {
 	if err := s.Run(); err != nil {
 		t.Fatal(err)
 	}
-	r := s.Report(sim.ReportOptions{HostDetail: true, Check: sim.CheckOptions{AllBound: true}})
+	r := report.Build(s, report.Options{HostDetail: true, Check: sim.CheckOptions{AllBound: true}})
 	tm := acd.DefaultTiming()
 
 	kept := func(int) bool { return true }

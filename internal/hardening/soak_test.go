@@ -10,6 +10,8 @@ import (
 
 	"github.com/autoip-project/autoip/autoip/acd"
 	"github.com/autoip-project/autoip/sim"
+	"github.com/autoip-project/autoip/sim/report"
+	"github.com/autoip-project/autoip/sim/segment"
 )
 
 // Sizes of the simulator's per-record logs (sim/record.go: evRec is 32
@@ -63,7 +65,7 @@ func TestR07_R19_SimSoakChurn(t *testing.T) {
 
 	s, err := sim.New(sim.Config{
 		Name: "soak", Seed: sd, Duration: dur, Unfiltered: unfiltered,
-		Link: sim.LinkModel{Latency: time.Millisecond, Jitter: 2 * time.Millisecond, Loss: loss},
+		Link: segment.LinkModel{Latency: time.Millisecond, Jitter: 2 * time.Millisecond, Loss: loss},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -156,13 +158,13 @@ func TestR07_R19_SimSoakChurn(t *testing.T) {
 		runtime.ReadMemStats(&ms)
 		p := soakPoint{at: s.Now(), heap: ms.HeapAlloc, goroutines: runtime.NumGoroutine()}
 		p.events = len(s.Events())
-		p.frames = s.Report(sim.ReportOptions{}).Frames.Total
+		p.frames = report.Build(s, report.Options{}).Frames.Total
 		points = append(points, p)
 		t.Logf("%3d%% (virtual %v, wall %v): heap %.1f MiB, %d goroutines, %d events, %d frames (log %.1f MiB)",
 			q*25, p.at, time.Since(wall).Round(time.Millisecond), mib(p.heap), p.goroutines, p.events, p.frames, mib(p.logBytes()))
 	}
 
-	r := s.Report(sim.ReportOptions{Check: sim.CheckOptions{AllBound: true}})
+	r := report.Build(s, report.Options{Check: sim.CheckOptions{AllBound: true}})
 	t.Logf("end: bound %d, unique %d, attempts %d, conflicts %d (bound %d), defences %d, rate limits %d, frames %d, deliveries %d, lost %d, quiet %v",
 		r.Bound, r.Unique, r.Attempts, r.Conflicts, r.BoundConflicts, r.Defences, r.RateLimits, r.Frames.Total, r.Delivery.Deliveries, r.Delivery.Lost, r.Quiet)
 	if r.Delivery.Lost == 0 && loss > 0 {
@@ -177,7 +179,7 @@ func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 
 // soakProblems returns the soak's failed verdicts, one line each; it is
 // separate so that TestSoakCheckerCatchesProblems can show it fails.
-func soakProblems(hosts int, r *sim.Report, points []soakPoint) []string {
+func soakProblems(hosts int, r *report.Report, points []soakPoint) []string {
 	var out []string
 	if !r.Quiet {
 		out = append(out, "the segment never went quiet after the churn stopped")
@@ -215,8 +217,8 @@ func soakProblems(hosts int, r *sim.Report, points []soakPoint) []string {
 // address, an unbound host, a leak of heap or goroutines and a run that did
 // not settle, and pass on a clean run.
 func TestSoakCheckerCatchesProblems(t *testing.T) {
-	clean := func() (*sim.Report, []soakPoint) {
-		r := &sim.Report{Bound: 10, Unique: 10, Quiet: true}
+	clean := func() (*report.Report, []soakPoint) {
+		r := &report.Report{Bound: 10, Unique: 10, Quiet: true}
 		pts := []soakPoint{
 			{at: 1, heap: 100 << 20, goroutines: 2, events: 1000, frames: 1000},
 			{at: 2, heap: 100<<20 + 1<<20, goroutines: 3, events: 2000, frames: 2000},
@@ -226,13 +228,13 @@ func TestSoakCheckerCatchesProblems(t *testing.T) {
 	if r, pts := clean(); len(soakProblems(10, r, pts)) != 0 {
 		t.Fatalf("clean run flagged: %q", soakProblems(10, r, pts))
 	}
-	for name, spoil := range map[string]func(*sim.Report, []soakPoint){
-		"duplicate":      func(r *sim.Report, _ []soakPoint) { r.Shared = []string{"169.254.7.7"}; r.Unique = 9 },
-		"unbound":        func(r *sim.Report, _ []soakPoint) { r.Bound = 9 },
-		"not quiet":      func(r *sim.Report, _ []soakPoint) { r.Quiet = false },
-		"violation":      func(r *sim.Report, _ []soakPoint) { r.Violations = []sim.Violation{{Rule: "rate-limit"}} },
-		"heap leak":      func(_ *sim.Report, p []soakPoint) { p[1].heap += 10 << 20 },
-		"goroutine leak": func(_ *sim.Report, p []soakPoint) { p[1].goroutines += 10 },
+	for name, spoil := range map[string]func(*report.Report, []soakPoint){
+		"duplicate":      func(r *report.Report, _ []soakPoint) { r.Shared = []string{"169.254.7.7"}; r.Unique = 9 },
+		"unbound":        func(r *report.Report, _ []soakPoint) { r.Bound = 9 },
+		"not quiet":      func(r *report.Report, _ []soakPoint) { r.Quiet = false },
+		"violation":      func(r *report.Report, _ []soakPoint) { r.Violations = []sim.Violation{{Rule: "rate-limit"}} },
+		"heap leak":      func(_ *report.Report, p []soakPoint) { p[1].heap += 10 << 20 },
+		"goroutine leak": func(_ *report.Report, p []soakPoint) { p[1].goroutines += 10 },
 	} {
 		r, pts := clean()
 		spoil(r, pts)

@@ -12,6 +12,11 @@
 // $TMPDIR/aip-interop-artifacts, and the path is printed; with
 // AIP_KEEP_ARTIFACTS=1 they are kept for passing cases too.
 //
+// TestSimulatorOnRealSegment puts 50 simulated hosts (autoip-sim -tap) on
+// such a bridge with all three peers at once, forced onto one address,
+// and judges from the capture and ARP queries that all end up distinct;
+// its namespaces and interfaces are named aips*.
+//
 // The tests need root and skip with a message without it, or when a peer's
 // binary is missing. CI installs the peers (Debian packages avahi-autoipd,
 // dhcpcd-base, iputils-arping, iputils-ping, tcpdump, iproute2).

@@ -11,11 +11,14 @@ import (
 )
 
 // daemonBin is the autoipd binary built by TestMain (empty when not root);
-// buildErr says why it is missing.
+// buildErr says why it is missing. simBin and simErr are the same for
+// autoip-sim.
 var (
 	daemonBin string
 	buildErr  error
 	raceBuild bool // daemonBin has the race detector
+	simBin    string
+	simErr    error
 )
 
 // defaultParallel is how many cases run at once unless -test.parallel is
@@ -45,6 +48,7 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(dir)
 		daemonBin, buildErr = buildDaemon(filepath.Join(dir, "autoipd"))
+		simBin, _, simErr = build(filepath.Join(dir, "autoip-sim"), "github.com/autoip-project/autoip/cmd/autoip-sim")
 		return m.Run()
 	}()
 	os.Exit(code)
@@ -54,17 +58,23 @@ func TestMain(m *testing.M) {
 // with -race; a race in the daemon then fails the case that hit it), or
 // without it where -race cannot build.
 func buildDaemon(out string) (string, error) {
+	bin, race, err := build(out, "github.com/autoip-project/autoip/cmd/autoipd")
+	raceBuild = race
+	return bin, err
+}
+
+// build builds pkg into out, with the race detector where it can, and says
+// whether it could.
+func build(out, pkg string) (bin string, race bool, err error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	const pkg = "github.com/autoip-project/autoip/cmd/autoipd"
 	if _, err := exec.Command(goBin, "build", "-race", "-o", out, pkg).CombinedOutput(); err == nil {
-		raceBuild = true
-		return out, nil
+		return out, true, nil
 	}
 	if b, err := exec.Command(goBin, "build", "-o", out, pkg).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+		return "", false, fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 	}
-	return out, nil
+	return out, false, nil
 }

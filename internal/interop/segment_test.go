@@ -24,6 +24,7 @@ import (
 // and each peer's veth are ports of the bridge.
 type segment struct {
 	t    *testing.T
+	pfx  string // prefix of the case's namespaces and interfaces: "aip" or "aips"
 	id   string // 6 hex digits shared by the case's interface names
 	dir  string // captures, scripts, logs (copied out on failure)
 	ns   *netns.NS
@@ -90,11 +91,18 @@ func requireBase(t *testing.T) {
 // newSegment builds the bridge and starts the capture.
 func newSegment(t *testing.T) *segment {
 	t.Helper()
+	return newSegmentNamed(t, "aip")
+}
+
+// newSegmentNamed is newSegment with the namespaces and interfaces named
+// with prefix pfx (at most 4 bytes, starting with "aip").
+func newSegmentNamed(t *testing.T, pfx string) *segment {
+	t.Helper()
 	requireBase(t)
-	s := &segment{t: t, id: randHex(3), dir: t.TempDir()}
-	s.ns = netns.New(t, "aipib")
+	s := &segment{t: t, pfx: pfx, id: randHex(3), dir: t.TempDir()}
+	s.ns = netns.New(t, pfx+"ib")
 	s.ns.DisableIPv6(t)
-	s.br = "aipbr" + s.id
+	s.br = pfx + "br" + s.id
 	s.ns.IP(t, "link", "add", s.br, "type", "bridge", "stp_state", "0", "mcast_snooping", "0")
 	s.ns.IP(t, "link", "set", s.br, "up")
 	t.Cleanup(s.finish)
@@ -325,7 +333,7 @@ func (s *segment) newOursN(n int) *ours {
 	if n > 0 {
 		suffix = fmt.Sprint(n)
 	}
-	o := &ours{s: s, tap: "aipt" + s.id + suffix}
+	o := &ours{s: s, tap: s.pfx + "t" + s.id + suffix}
 	o.mac = "02:a1:" + strings.Join(splitPairs(randHex(4)), ":")
 	s.ns.IP(t, "tuntap", "add", "dev", o.tap, "mode", "tap")
 	s.ns.IP(t, "link", "set", o.tap, "master", s.br)
@@ -459,9 +467,9 @@ func (s *segment) newPeer(kind string, attached bool) *peerHost {
 	if n > 0 {
 		suffix += fmt.Sprint(n) // a second peer on the segment
 	}
-	ph := &peerHost{s: s, kind: kind, ifname: "aipv" + suffix, brport: "aipb" + suffix}
+	ph := &peerHost{s: s, kind: kind, ifname: s.pfx + "v" + suffix, brport: s.pfx + "b" + suffix}
 	ph.mac = "02:a2:" + strings.Join(splitPairs(randHex(4)), ":")
-	ph.ns = netns.New(t, "aipip")
+	ph.ns = netns.New(t, s.pfx+"ip")
 	ph.ns.DisableIPv6(t)
 	s.ns.IP(t, "link", "add", ph.brport, "type", "veth", "peer", "name", ph.ifname, "netns", ph.ns.Name())
 	ph.ns.IP(t, "link", "set", ph.ifname, "address", ph.mac)

@@ -1,4 +1,4 @@
-package sim
+package report
 
 import (
 	"bufio"
@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"net/netip"
+
+	"github.com/autoip-project/autoip/sim"
 )
 
 // SVGOptions selects what WriteSVG draws.
@@ -33,7 +35,8 @@ var svgColors = map[string]string{
 
 var svgLegend = []string{"waiting", "probing", "bound", "rate-limited", "link-down", "static"}
 
-type segment struct {
+// span is a host's state over an interval.
+type span struct {
 	from, to int64
 	state    string
 }
@@ -43,13 +46,14 @@ type segment struct {
 // the probes and announcements it sent, red crosses for conflicts, blue
 // triangles for defences; one row per actor with ticks for its frames. The
 // picture is a deterministic function of the run.
-func (s *Sim) WriteSVG(w io.Writer, opts SVGOptions) error {
+func WriteSVG(w io.Writer, s *sim.Sim, opts SVGOptions) error {
 	if opts.MaxRows <= 0 {
 		opts.MaxRows = 60
 	}
+	nHosts := s.NumHosts()
 	rows := opts.Hosts
 	if rows == nil {
-		for i := 0; i < len(s.hosts) && i < opts.MaxRows; i++ {
+		for i := 0; i < nHosts && i < opts.MaxRows; i++ {
 			rows = append(rows, i)
 		}
 	}
@@ -57,11 +61,12 @@ func (s *Sim) WriteSVG(w io.Writer, opts SVGOptions) error {
 		rows = rows[:opts.MaxRows]
 	}
 	for _, i := range rows {
-		if i < 0 || i >= len(s.hosts) {
-			return fmt.Errorf("sim: svg: host %d out of range 0..%d", i, len(s.hosts)-1)
+		if i < 0 || i >= nHosts {
+			return fmt.Errorf("report: svg: host %d out of range 0..%d", i, nHosts-1)
 		}
 	}
-	end := s.now
+	cfg, tot := s.Config(), s.Totals()
+	end := int64(s.Now())
 	if end <= 0 {
 		end = int64(1e9)
 	}
@@ -75,12 +80,19 @@ func (s *Sim) WriteSVG(w io.Writer, opts SVGOptions) error {
 		barH    = 11.0
 		legendH = 60.0
 	)
-	nRows := len(rows) + len(s.actors)
+	nRows := len(rows) + s.NumActors()
 	height := top + float64(nRows)*(rowH+rowGap) + 30 + legendH
 	width := left + chartW + right
 	x := func(t int64) float64 { return left + chartW*float64(t)/float64(end) }
 
-	evBy, txBy := s.byHost()
+	evBy := eventsByHost(s)
+	frames := s.Frames()
+	txBy := make([][]sim.FrameRecord, nHosts)
+	for _, f := range frames {
+		if f.Host >= 0 {
+			txBy[f.Host] = append(txBy[f.Host], f)
+		}
+	}
 	var b bytes.Buffer
 	bw := bufio.NewWriter(&b)
 	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
@@ -88,14 +100,23 @@ func (s *Sim) WriteSVG(w io.Writer, opts SVGOptions) error {
 	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" font-size="11">`+"\n", width, height, width, height)
 	p(`<rect x="0" y="0" width="%.0f" height="%.0f" fill="#ffffff"/>`+"\n", width, height)
 	title := opts.Title
+	hosts := make([]sim.HostStatus, nHosts)
+	for i := range hosts {
+		hosts[i], _ = s.Host(i) // in range
+	}
 	if title == "" {
-		r := s.quickSummary()
+		bound := 0
+		for _, h := range hosts {
+			if !h.Static && h.Holding().IsValid() {
+				bound++
+			}
+		}
 		title = fmt.Sprintf("%s — seed %d — %d hosts, %d bound, %d conflicts, %d defences — %.3fs simulated",
-			nameOr(s.cfg.Name, "simulation"), s.cfg.Seed, len(s.hosts), r.bound, s.ctr.conflicts, s.ctr.defences, float64(s.now)/1e9)
+			nameOr(cfg.Name, "simulation"), cfg.Seed, nHosts, bound, tot.Conflicts, tot.Defences, float64(end)/1e9)
 	}
 	p(`<text x="%.0f" y="20" font-size="14" font-weight="bold">%s</text>`+"\n", left-180, esc(title))
-	if len(rows) < len(s.hosts) {
-		p(`<text x="%.0f" y="36" fill="#555">showing %d of %d hosts</text>`+"\n", left-180, len(rows), len(s.hosts))
+	if len(rows) < nHosts {
+		p(`<text x="%.0f" y="36" fill="#555">showing %d of %d hosts</text>`+"\n", left-180, len(rows), nHosts)
 	}
 
 	// Time axis with "nice" ticks.
@@ -110,18 +131,18 @@ func (s *Sim) WriteSVG(w io.Writer, opts SVGOptions) error {
 
 	y := top
 	for _, i := range rows {
-		h := s.hosts[i]
+		h := hosts[i]
 		label := fmt.Sprintf("h%d", i)
-		if a := s.holding(h); a.IsValid() {
+		if a := h.Holding(); a.IsValid() {
 			label += " " + a.String()
-		} else if h.cfg.Static.IsValid() {
+		} else if h.Static {
 			label += " static"
 		} else {
 			label += " —"
 		}
 		p(`<text x="%.0f" y="%.1f">%s</text>`+"\n", left-185, y+barH-1, esc(label))
 		p(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#fafafa" stroke="#eee"/>`+"\n", left, y, chartW, barH)
-		for _, sg := range hostSegments(h, evBy[i], end) {
+		for _, sg := range hostSpans(h.Static, evBy[i], end) {
 			x0, x1 := x(sg.from), x(sg.to)
 			p(`<rect x="%.2f" y="%.1f" width="%.2f" height="%.1f" fill="%s"><title>%s %s–%s</title></rect>`+"\n",
 				x0, y, math.Max(x1-x0, 0.6), barH, svgColors[sg.state], sg.state, fmtSec(sg.from), fmtSec(sg.to))
@@ -129,46 +150,46 @@ func (s *Sim) WriteSVG(w io.Writer, opts SVGOptions) error {
 		for _, r := range txBy[i] {
 			var c string
 			switch {
-			case r.kind == FrameProbe:
+			case r.Kind == sim.FrameProbe:
 				c = "#6d4c41"
-			case r.kind == FrameAnnouncement && r.flags&txDefence != 0:
+			case r.Kind == sim.FrameAnnouncement && r.Defence:
 				c = "#1e88e5"
-			case r.kind == FrameAnnouncement:
+			case r.Kind == sim.FrameAnnouncement:
 				c = "#1b5e20"
 			default:
 				c = "#9e9e9e"
 			}
-			tx := x(r.at)
+			tx := x(int64(r.At))
 			p(`<line x1="%.2f" y1="%.1f" x2="%.2f" y2="%.1f" stroke="%s" stroke-width="1"/>`+"\n", tx, y+barH, tx, y+barH+4, c)
 		}
 		for _, e := range evBy[i] {
-			ex := x(e.at)
-			switch e.kind {
-			case recConflict:
+			at := int64(e.At)
+			ex := x(at)
+			switch e.Kind {
+			case sim.EventConflict:
 				p(`<path d="M%.1f %.1f l6 6 m0 -6 l-6 6" stroke="#d32f2f" stroke-width="2"><title>conflict %v at %s</title></path>`+"\n",
-					ex-3, y+barH/2-3, netip.AddrFrom4(e.addr), fmtSec(e.at))
-			case recDefend:
+					ex-3, y+barH/2-3, addrOrZero(e), fmtSec(at))
+			case sim.EventDefend:
 				p(`<path d="M%.1f %.1f l4 7 l-8 0 z" fill="#1e88e5"><title>defence of %v at %s</title></path>`+"\n",
-					ex, y+barH/2-4, netip.AddrFrom4(e.addr), fmtSec(e.at))
-			case recMove:
+					ex, y+barH/2-4, addrOrZero(e), fmtSec(at))
+			case sim.EventMove:
 				p(`<path d="M%.1f %.1f l4 4 l-4 4 l-4 -4 z" fill="#8e24aa"><title>moved to partition %d at %s</title></path>`+"\n",
-					ex, y+barH/2-4, int(e.addr[2])<<8|int(e.addr[3]), fmtSec(e.at))
-			case recStart:
-				if e.at > 0 {
+					ex, y+barH/2-4, e.Group, fmtSec(at))
+			case sim.EventStart:
+				if at > 0 {
 					p(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#000" stroke-width="1.5"><title>boot at %s</title></line>`+"\n",
-						ex, y-1, ex, y+barH+1, fmtSec(e.at))
+						ex, y-1, ex, y+barH+1, fmtSec(at))
 				}
 			}
 		}
 		y += rowH + rowGap
 	}
-	for ai, a := range s.actors {
-		p(`<text x="%.0f" y="%.1f" fill="#b71c1c">%s</text>`+"\n", left-185, y+barH-1, esc(fmt.Sprintf("actor %d %v", ai, a.cfg.Kind)))
+	for ai := range s.NumActors() {
+		p(`<text x="%.0f" y="%.1f" fill="#b71c1c">%s</text>`+"\n", left-185, y+barH-1, esc(fmt.Sprintf("actor %d %v", ai, s.Actor(ai).Kind)))
 		p(`<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#fff5f5" stroke="#f3dede"/>`+"\n", left, y, chartW, barH)
-		from := int32(^ai)
-		for _, r := range s.txlog {
-			if r.from == from {
-				tx := x(r.at)
+		for _, r := range frames {
+			if r.Actor == ai {
+				tx := x(int64(r.At))
 				p(`<line x1="%.2f" y1="%.1f" x2="%.2f" y2="%.1f" stroke="#c62828"/>`+"\n", tx, y+1, tx, y+barH-1)
 			}
 		}
@@ -208,64 +229,61 @@ func (s *Sim) WriteSVG(w io.Writer, opts SVGOptions) error {
 		return err
 	}
 	if _, err := w.Write(b.Bytes()); err != nil {
-		return fmt.Errorf("sim: writing svg: %w", err)
+		return fmt.Errorf("report: writing svg: %w", err)
 	}
 	return nil
 }
 
-// hostSegments turns a host's events into state intervals.
-func hostSegments(h *host, evs []evRec, end int64) []segment {
-	var out []segment
+// hostSpans turns a host's events into state intervals.
+func hostSpans(static bool, evs []sim.Event, end int64) []span {
+	var out []span
 	cur, since := "", int64(0)
 	set := func(at int64, st string) {
 		if cur != "" && at > since {
-			out = append(out, segment{since, at, cur})
+			out = append(out, span{since, at, cur})
 		}
 		cur, since = st, at
 	}
-	static := h.cfg.Static.IsValid()
 	for _, e := range evs {
-		switch e.kind {
-		case recStart:
+		at := int64(e.At)
+		switch e.Kind {
+		case sim.EventStart:
 			if static {
-				set(e.at, "static")
+				set(at, "static")
 			} else {
-				set(e.at, "waiting")
+				set(at, "waiting")
 			}
-		case recProbe:
-			set(e.at, "probing")
-		case recBind:
-			set(e.at, "bound")
-		case recConflict:
-			set(e.at, "waiting")
-		case recRateLimit:
-			set(e.at, "rate-limited")
-		case recLinkDown:
-			set(e.at, "link-down")
-		case recLinkUp:
+		case sim.EventProbe:
+			set(at, "probing")
+		case sim.EventBind:
+			set(at, "bound")
+		case sim.EventConflict:
+			set(at, "waiting")
+		case sim.EventRateLimit:
+			set(at, "rate-limited")
+		case sim.EventLinkDown:
+			set(at, "link-down")
+		case sim.EventLinkUp:
 			if static {
-				set(e.at, "static")
+				set(at, "static")
 			} else {
-				set(e.at, "waiting")
+				set(at, "waiting")
 			}
-		case recStop:
-			set(e.at, "")
+		case sim.EventStop:
+			set(at, "")
 		}
 	}
 	set(end, "")
 	return out
 }
 
-type quick struct{ bound int }
-
-func (s *Sim) quickSummary() quick {
-	var q quick
-	for _, h := range s.hosts {
-		if h.client != nil && s.holding(h).IsValid() {
-			q.bound++
-		}
+// addrOrZero is the event's address, 0.0.0.0 if it has none (as the
+// records hold it).
+func addrOrZero(e sim.Event) netip.Addr {
+	if e.Addr.IsValid() {
+		return e.Addr
 	}
-	return q
+	return netip.AddrFrom4([4]byte{})
 }
 
 func nameOr(s, def string) string {

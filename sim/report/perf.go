@@ -1,4 +1,4 @@
-package sim
+package report
 
 import (
 	"bufio"
@@ -7,7 +7,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/autoip-project/autoip/sim"
 )
 
 // Perf holds the wall-clock and memory figures of a run. They vary from
@@ -71,24 +72,26 @@ func PeakRSS() (uint64, error) {
 	return 0, fmt.Errorf("peak RSS: no VmHWM line in /proc/self/status")
 }
 
-// Perf measures the run so far. baseline is HeapInUse() taken before the
-// simulation was built. It forces garbage collections.
-func (s *Sim) Perf(baseline uint64) *Perf {
+// Measure measures the run so far. baseline is HeapInUse() taken before
+// the simulation was built. It forces garbage collections.
+func Measure(s *sim.Sim, baseline uint64) *Perf {
 	heap := HeapInUse()
+	run, build := s.WallTimes()
+	n := s.NumHosts()
 	p := &Perf{
-		Hosts:      len(s.hosts),
-		WallS:      s.runWall.Seconds(),
-		BuildS:     s.bootWall.Seconds(),
-		RunS:       (s.runWall - s.bootWall).Seconds(),
+		Hosts:      n,
+		WallS:      run.Seconds(),
+		BuildS:     build.Seconds(),
+		RunS:       (run - build).Seconds(),
 		Goroutines: runtime.NumGoroutine(),
 	}
-	if s.runWall > 0 {
-		p.SimPerWall = float64(s.now) / float64(s.runWall)
+	if run > 0 {
+		p.SimPerWall = float64(s.Now()) / float64(run)
 	}
 	if heap > baseline {
 		p.HeapMiB = float64(heap-baseline) / (1 << 20)
-		if len(s.hosts) > 0 {
-			p.HeapPerHostKiB = float64(heap-baseline) / 1024 / float64(len(s.hosts))
+		if n > 0 {
+			p.HeapPerHostKiB = float64(heap-baseline) / 1024 / float64(n)
 		}
 	}
 	if rss, err := PeakRSS(); err == nil {
@@ -96,9 +99,6 @@ func (s *Sim) Perf(baseline uint64) *Perf {
 	}
 	return p
 }
-
-// timeBoot accumulates the wall time spent building netstacks.
-func (s *Sim) timeBoot(start time.Time) { s.bootWall += time.Since(start) }
 
 // ResetPeakRSS resets the process's peak resident set size (VmHWM) to the
 // current one, where the kernel allows it (writing 5 to

@@ -1,4 +1,4 @@
-package sim
+package scenario
 
 import (
 	"bytes"
@@ -12,30 +12,41 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/autoip-project/autoip/internal/pcapfile"
+	"github.com/autoip-project/autoip/sim"
+	"github.com/autoip-project/autoip/sim/report"
 )
 
 // runOut is everything one run produces.
 type runOut struct {
-	sim    *Sim
-	rep    *Report
+	sim    *sim.Sim
+	rep    *report.Report
 	pcap   []byte
 	trace  []byte
 	svg    []byte
 	report []byte
-	events []Event
+	events []sim.Event
 }
 
 // run runs sc with every output captured. The simulation is closed when
 // the test ends.
 func run(t *testing.T, sc *Scenario) runOut {
 	t.Helper()
+	return runWith(t, sc, Options{})
+}
+
+// runWith is run with the options of out (its writers are replaced).
+func runWith(t *testing.T, sc *Scenario, out Options) runOut {
+	t.Helper()
 	var pcap, trace, svg, rep bytes.Buffer
-	s, r, err := RunScenario(sc, Outputs{PCAP: &pcap, Trace: &trace})
+	out.PCAP, out.Trace = &pcap, &trace
+	s, r, err := Run(sc, out)
 	if err != nil {
 		t.Fatalf("run %s: %v", sc.Name, err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if err := s.WriteSVG(&svg, SVGOptions{}); err != nil {
+	if err := report.WriteSVG(&svg, s, report.SVGOptions{}); err != nil {
 		t.Fatalf("svg: %v", err)
 	}
 	if err := r.WriteJSON(&rep); err != nil {
@@ -46,7 +57,7 @@ func run(t *testing.T, sc *Scenario) runOut {
 
 func load(t *testing.T, path string) *Scenario {
 	t.Helper()
-	sc, err := LoadScenario(path)
+	sc, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,11 +69,14 @@ func digest(b []byte) string {
 	return hex.EncodeToString(h[:8])
 }
 
+// libraryDir holds the scenario library.
+const libraryDir = "../testdata/scenarios"
+
 func scenarioFiles(t *testing.T) []string {
 	t.Helper()
-	files, err := filepath.Glob("testdata/scenarios/*.json")
+	files, err := filepath.Glob(libraryDir + "/*.json")
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no scenarios in testdata/scenarios: %v", err)
+		t.Fatalf("no scenarios in %s: %v", libraryDir, err)
 	}
 	return files
 }
@@ -73,7 +87,7 @@ var bugClassChecks = map[string]func(t *testing.T, o runOut){
 	// A host must never take its own echoed frame for another host's.
 	"own-frame-echo": func(t *testing.T, o runOut) {
 		for _, e := range o.events {
-			if e.Kind == EventConflict && e.Host != 5 {
+			if e.Kind == sim.EventConflict && e.Host != 5 {
 				t.Errorf("host %d had a conflict on %v at %v: only host 5, arriving late, may", e.Host, e.Addr, e.At)
 			}
 		}
@@ -87,7 +101,7 @@ var bugClassChecks = map[string]func(t *testing.T, o runOut){
 		first := -1
 		var firstAt time.Duration
 		for _, e := range o.events {
-			if e.Kind == EventProbe && e.Addr == netip.MustParseAddr("169.254.50.50") && (first < 0 || e.At < firstAt) {
+			if e.Kind == sim.EventProbe && e.Addr == netip.MustParseAddr("169.254.50.50") && (first < 0 || e.At < firstAt) {
 				first, firstAt = e.Host, e.At
 			}
 		}
@@ -99,13 +113,13 @@ var bugClassChecks = map[string]func(t *testing.T, o runOut){
 	// rate-limited (the invariant checker verifies the spacing).
 	"probe-denial": func(t *testing.T, o runOut) {
 		for _, e := range o.events {
-			if e.Kind == EventBind && e.At < 3*time.Minute {
+			if e.Kind == sim.EventBind && e.At < 3*time.Minute {
 				t.Errorf("host %d bound %v at %v while every probe was answered", e.Host, e.Addr, e.At)
 			}
 		}
 		perHost := map[int]int{}
 		for _, e := range o.events {
-			if e.Kind == EventRateLimit {
+			if e.Kind == sim.EventRateLimit {
 				perHost[e.Host]++
 			}
 		}
@@ -123,9 +137,9 @@ var bugClassChecks = map[string]func(t *testing.T, o runOut){
 			limited := 0
 			for _, e := range o.sim.HostEvents(h) {
 				switch e.Kind {
-				case EventConflict:
+				case sim.EventConflict:
 					conflicts++
-				case EventProbe:
+				case sim.EventProbe:
 					if conflicts >= 4 && last >= 0 {
 						limited++
 						if e.At-last < 30*time.Second {
@@ -145,10 +159,10 @@ var bugClassChecks = map[string]func(t *testing.T, o runOut){
 		reprobed := false
 		up := time.Duration(-1)
 		for _, e := range o.sim.HostEvents(0) {
-			if e.Kind == EventLinkUp {
+			if e.Kind == sim.EventLinkUp {
 				up = e.At
 			}
-			if e.Kind == EventProbe && up >= 0 && e.At > up && e.Addr == netip.MustParseAddr("169.254.33.33") {
+			if e.Kind == sim.EventProbe && up >= 0 && e.At > up && e.Addr == netip.MustParseAddr("169.254.33.33") {
 				reprobed = true
 			}
 		}
@@ -166,7 +180,7 @@ var bugClassChecks = map[string]func(t *testing.T, o runOut){
 			for _, h := range pair {
 				bound := false
 				for _, e := range o.sim.HostEvents(h) {
-					if e.Kind == EventBind && e.At < 30*time.Second {
+					if e.Kind == sim.EventBind && e.At < 30*time.Second {
 						bound = true
 					}
 				}
@@ -215,7 +229,7 @@ func TestScenarioLibrary(t *testing.T) {
 					t.Errorf("%s differs between two runs: %s vs %s", c.what, digest(c.x), digest(c.y))
 				}
 			}
-			if len(a.pcap) <= pcapFileHeaderLen {
+			if len(a.pcap) <= pcapfile.HeaderLen {
 				t.Error("empty pcap")
 			}
 		})

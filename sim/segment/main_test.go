@@ -1,0 +1,17 @@
+package segment_test
+
+import (
+	"os"
+	"testing"
+
+	"gvisor.dev/gvisor/pkg/refs"
+)
+
+// TestMain turns on gVisor's reference-count leak checking: every
+// PacketBuffer the segment makes or reads must be released.
+func TestMain(m *testing.M) {
+	refs.SetLeakMode(refs.LeaksPanic)
+	code := m.Run()
+	refs.DoLeakCheck()
+	os.Exit(code)
+}
