@@ -74,8 +74,15 @@ func (t *tombstones) has(a netip.Addr) bool {
 	return ok
 }
 
-// tombstone answers a for tombstoneFor from now.
+// tombstone answers a for tombstoneFor from now, unless the link is down
+// (nothing would reach us, and nothing could be answered).
 func (c *Client) tombstone(a netip.Addr) {
+	c.mu.Lock()
+	up := c.linkUp
+	c.mu.Unlock()
+	if !up {
+		return
+	}
 	gen := c.shim.dead.add(a)
 	c.clock.AfterFunc(tombstoneFor, func() { c.shim.dead.remove(a, gen) })
 }
