@@ -10,6 +10,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 
 	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/dhcp"
+	"github.com/autoip-project/autoip/dhcp/dhcptest"
 	"github.com/autoip-project/autoip/internal/splitmix"
 	"github.com/autoip-project/autoip/sim/segment"
 )
@@ -28,6 +30,7 @@ type actor struct {
 	queue     [][]byte             // replies waiting for Delay, in order (proxy-arp, probe-denier)
 	attacking map[netip.Addr]uint8 // usurper: attackRunning or attackDone
 	lastSeen  netip.Addr           // malformed: last address announced by someone
+	dhcp      *dhcptest.Server     // dhcp-server
 	buf       []byte
 }
 
@@ -64,6 +67,16 @@ func (s *Sim) AddActor(ac ActorConfig) (int, error) {
 	a.rng.State = splitmix.Derive(s.cfg.Seed, uint64(i), streamActor)
 	if ac.Kind == ActorUsurper {
 		a.attacking = make(map[netip.Addr]uint8)
+	}
+	if ac.Kind == ActorDHCPServer {
+		a.dhcp = &dhcptest.Server{Addr: ac.ServerIP, Router: ac.ServerIP, Lease: ac.Lease}
+		first := ac.PoolStart.As4()
+		base := binary.BigEndian.Uint32(first[:])
+		for k := range ac.PoolSize {
+			var x [4]byte
+			binary.BigEndian.PutUint32(x[:], base+uint32(k))
+			a.dhcp.Pool = append(a.dhcp.Pool, netip.AddrFrom4(x))
+		}
 	}
 	port, err := s.seg.AttachFunc(tcpip.LinkAddress(a.mac[:]), func(b []byte) { a.receive(s, b) })
 	if err != nil {
@@ -107,6 +120,10 @@ func (a *actor) active(now int64) bool {
 
 // receive reacts to a frame on the segment.
 func (a *actor) receive(s *Sim, b []byte) {
+	if a.dhcp != nil {
+		a.serveDHCP(s, b)
+		return
+	}
 	f, err := acd.DecodeFrame(b)
 	if err != nil || f.SenderHW == a.mac {
 		return
@@ -149,6 +166,25 @@ func (a *actor) receive(s *Sim, b []byte) {
 			s.actorTimer(a, at, tokSteal|int64(v)<<8|int64(k)<<40)
 		}
 	}
+}
+
+// serveDHCP answers a client's DHCP message while the server is active.
+func (a *actor) serveDHCP(s *Sim, b []byte) {
+	payload, ok := dhcptest.RequestPayload(b)
+	if !ok || !a.active(s.now()) {
+		return
+	}
+	m, err := dhcp.Decode(payload)
+	if err != nil {
+		return
+	}
+	r, ok := a.dhcp.Handle(m)
+	if !ok {
+		return
+	}
+	a.sent++
+	a.buf = dhcptest.ReplyFrame(a.buf[:0], a.mac, a.cfg.ServerIP, r)
+	s.send(a, a.buf)
 }
 
 // reply sends r after the actor's delay.

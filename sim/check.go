@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"github.com/autoip-project/autoip/stack"
+
 	"fmt"
 	"net/netip"
 	"slices"
@@ -50,7 +52,8 @@ type CheckOptions struct {
 //     169.254.1.0-169.254.254.255;
 //   - stack-addr: each netstack's NIC holds exactly the address its client
 //     reports (no candidate is configured before it is claimed, R10);
-//   - unbound: with opts.AllBound, every live AutoIP host is bound;
+//   - unbound: with opts.AllBound, every live AutoIP host is bound (or,
+//     with DHCP, holds a lease); leases count for unique and stack-addr;
 //   - RFC timing, measured on the frame log: the first probe of an attempt
 //     falls within [begin+delay, begin+delay+PROBE_WAIT], where begin is
 //     the boot, link-up or conflict that began the attempt and delay is the
@@ -92,16 +95,28 @@ func (s *Sim) Check(opts CheckOptions) []Violation {
 		want := []netip.Addr{}
 		if h.client != nil {
 			st := h.client.Status()
+			var lease netip.Addr
+			for _, m := range h.client.Addresses() {
+				if m.Source == stack.SourceDHCP && m.State == stack.AddrConfigured {
+					lease = m.Prefix.Addr()
+				}
+			}
+			if lease.IsValid() {
+				want = append(want, lease)
+				k := holder{h.port.Group(), lease}
+				held[k] = append(held[k], i)
+			}
 			if st.State.IsBound() {
 				a = st.Configured
 				want = append(want, a)
-			} else if opts.AllBound {
-				add("unbound", i, s.now(), "state %v at the end of the run", st.State)
+			} else if opts.AllBound && !lease.IsValid() {
+				add("unbound", i, s.now(), "state %v at the end of the run, and no DHCP lease", st.State)
 			}
 		} else {
 			a = h.cfg.Static
 			want = append(want, a)
 		}
+		slices.SortFunc(want, netip.Addr.Compare)
 		if got := s.nicAddrs(h); !slices.Equal(got, want) {
 			add("stack-addr", i, s.now(), "NIC has %v, client holds %v", got, want)
 		}
@@ -175,7 +190,7 @@ func (s *Sim) byHost() ([][]evRec, [][]txRec) {
 		evCount[r.host]++
 	}
 	for _, r := range s.txlog {
-		if r.from >= 0 {
+		if r.from >= 0 && engineFrame(r) {
 			txCount[r.from]++
 		}
 	}
@@ -193,11 +208,24 @@ func (s *Sim) byHost() ([][]evRec, [][]txRec) {
 		evBy[r.host] = append(evBy[r.host], r)
 	}
 	for _, r := range s.txlog {
-		if r.from >= 0 {
+		if r.from >= 0 && engineFrame(r) {
 			txBy[r.from] = append(txBy[r.from], r)
 		}
 	}
 	return evBy, txBy
+}
+
+// engineFrame reports whether r can be the link-local engine's: probes
+// and announcements of other addresses (a DHCP lease's, probed by a
+// detector of its own) are not timed against the engine's attempts.
+func engineFrame(r txRec) bool {
+	switch r.kind {
+	case FrameProbe:
+		return r.tpa[0] == 169 && r.tpa[1] == 254
+	case FrameAnnouncement:
+		return r.spa[0] == 169 && r.spa[1] == 254
+	}
+	return true
 }
 
 // checkTiming walks one host's events and frames in order.
@@ -272,7 +300,9 @@ func (s *Sim) checkTiming(i int, h *host, evs []evRec, txs []txRec, add func(str
 				lo, hi := begin+delay, begin+delay+int64(t.ProbeWait)
 				if !pending {
 					add("first-probe", i, e.at, "first probe for %v without an attempt having begun", netip.AddrFrom4(e.addr))
-				} else if e.at < lo || e.at > hi {
+				} else if (e.at < lo || e.at > hi) && !(h.cfg.DHCP && e.at > hi) {
+					// (A DHCP host's link-local waits for DHCP first: only
+					// its lower bound is checked.)
 					add("first-probe", i, e.at, "first probe for %v at %v, want within [%v, %v]",
 						netip.AddrFrom4(e.addr), dur(e.at), dur(lo), dur(hi))
 				}

@@ -146,6 +146,10 @@ type HostConfig struct {
 	// Echo is the probability that a frame this host sends comes back to
 	// it (its link echoes), 0..1, on top of LinkModel.Echo.
 	Echo float64
+	// DHCP runs a DHCP client first, link-local as its fallback after
+	// LinkLocalAfter without a lease (zero: stack.DefaultLinkLocalAfter).
+	DHCP           bool
+	LinkLocalAfter time.Duration
 }
 
 // Validate reports the first invalid field, naming it and its value. The
@@ -206,6 +210,10 @@ const (
 	// truncated ARP, wrong hardware or protocol type, unknown opcode, a
 	// broadcast sender address, a runt, a non-ARP EtherType.
 	ActorMalformed
+	// ActorDHCPServer is a DHCP server (package dhcptest) handing out
+	// PoolSize addresses from PoolStart for Lease each, from ServerIP; it
+	// answers from From until Until (a server that dies mid-run).
+	ActorDHCPServer
 )
 
 // String returns the kind's name as scenario files spell it.
@@ -219,18 +227,20 @@ func (k ActorKind) String() string {
 		return "usurper"
 	case ActorMalformed:
 		return "malformed"
+	case ActorDHCPServer:
+		return "dhcp-server"
 	}
 	return fmt.Sprintf("actor(%d)", uint8(k))
 }
 
 // ParseActorKind parses the names String returns.
 func ParseActorKind(s string) (ActorKind, error) {
-	for k := ActorProxyARP; k <= ActorMalformed; k++ {
+	for k := ActorProxyARP; k <= ActorDHCPServer; k++ {
 		if k.String() == s {
 			return k, nil
 		}
 	}
-	return 0, fmt.Errorf("%w: actor kind %q: want proxy-arp, probe-denier, usurper or malformed", ErrInvalid, s)
+	return 0, fmt.Errorf("%w: actor kind %q: want proxy-arp, probe-denier, usurper, malformed or dhcp-server", ErrInvalid, s)
 }
 
 // ActorConfig describes an actor: a scripted device on the segment that
@@ -261,6 +271,12 @@ type ActorConfig struct {
 	// Count caps what the actor sends (usurper: attacks, malformed:
 	// frames, others: replies); zero means no cap.
 	Count int
+	// The DHCP server's address, pool and lease time (defaults
+	// 10.0.0.1, 10.0.0.10, 100 addresses, 10 minutes).
+	ServerIP  netip.Addr
+	PoolStart netip.Addr
+	PoolSize  int
+	Lease     time.Duration
 }
 
 // WithDefaults returns a with the zero fields of its kind set to their
@@ -280,6 +296,20 @@ func (a ActorConfig) WithDefaults() ActorConfig {
 	if a.Kind == ActorMalformed && a.Interval == 0 {
 		a.Interval = time.Second
 	}
+	if a.Kind == ActorDHCPServer {
+		if !a.ServerIP.IsValid() {
+			a.ServerIP = netip.AddrFrom4([4]byte{10, 0, 0, 1})
+		}
+		if !a.PoolStart.IsValid() {
+			a.PoolStart = netip.AddrFrom4([4]byte{10, 0, 0, 10})
+		}
+		if a.PoolSize == 0 {
+			a.PoolSize = 100
+		}
+		if a.Lease == 0 {
+			a.Lease = 10 * time.Minute
+		}
+	}
 	return a
 }
 
@@ -287,7 +317,7 @@ func (a ActorConfig) WithDefaults() ActorConfig {
 // applied, naming it and its value.
 func (a ActorConfig) Validate() error {
 	a = a.WithDefaults()
-	if a.Kind < ActorProxyARP || a.Kind > ActorMalformed {
+	if a.Kind < ActorProxyARP || a.Kind > ActorDHCPServer {
 		return fmt.Errorf("%w: actor kind %d unknown", ErrInvalid, a.Kind)
 	}
 	if !a.MAC.IsZero() && !a.MAC.IsUnicast() {
@@ -310,6 +340,17 @@ func (a ActorConfig) Validate() error {
 	}
 	if a.Count < 0 {
 		return fmt.Errorf("%w: actor count %d is negative", ErrInvalid, a.Count)
+	}
+	if a.Kind == ActorDHCPServer {
+		if !a.ServerIP.Is4() || !a.ServerIP.IsGlobalUnicast() || !a.PoolStart.Is4() || !a.PoolStart.IsGlobalUnicast() {
+			return fmt.Errorf("%w: DHCP server %v or pool start %v is not a routable IPv4 unicast address", ErrInvalid, a.ServerIP, a.PoolStart)
+		}
+		if a.PoolSize < 1 || a.PoolSize > 65536 {
+			return fmt.Errorf("%w: DHCP pool size %d is out of range 1..65536", ErrInvalid, a.PoolSize)
+		}
+		if a.Lease < time.Second || a.Lease > 24*time.Hour {
+			return fmt.Errorf("%w: DHCP lease %v is out of range 1s..24h", ErrInvalid, a.Lease)
+		}
 	}
 	return nil
 }

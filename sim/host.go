@@ -34,6 +34,7 @@ type host struct {
 	closeStack func() error
 	rnd        hostRand
 	pcg        rand.PCG
+	dpcg       rand.PCG // the DHCP client's draws
 	// store is the state that survives restarts, as a daemon's state
 	// file does; nil until the first boot and after a fresh restart.
 	store *persist.Memory
@@ -89,6 +90,11 @@ func (s *Sim) boot(h *host) error {
 			},
 			Store:   h.store,
 			OnEvent: h.onEvent,
+		}
+		if h.cfg.DHCP {
+			h.dpcg.Seed(splitmix.Derive(seed, idx, streamDHCPRand|inc), splitmix.Derive(seed, idx, streamDHCPRand|inc|1<<7))
+			opts.AutoIP.DHCP = &stack.DHCPConfig{LinkLocalAfter: h.cfg.LinkLocalAfter, Rand: rand.New(&h.dpcg)}
+			opts.AutoIP.OnAddressEvent = func(ev stack.AddressEvent) { s.onAddressEvent(h, ev) }
 		}
 	}
 	h.booted, h.bootAt = true, s.now()
@@ -260,4 +266,21 @@ func (s *Sim) holding(h *host) netip.Addr {
 		return st.Configured
 	}
 	return netip.Addr{}
+}
+
+// onAddressEvent counts a DHCP host's lease events.
+func (s *Sim) onAddressEvent(h *host, ev stack.AddressEvent) {
+	if s.closing {
+		return
+	}
+	switch ev.Kind {
+	case stack.LeaseBound:
+		s.ctr.leases++
+	case stack.LeaseLost:
+		if ev.Reason != "stopped" && ev.Reason != "released" {
+			s.ctr.leasesLost++
+		}
+	case stack.LeaseDeclined:
+		s.ctr.declines++
+	}
 }

@@ -23,6 +23,8 @@ const (
 	streamSecure                // netstack's SecureRNG
 	streamStart                 // random arrival time
 	streamActor                 // an actor's own draws
+	// 7 and 8 are the segment's (fault decisions).
+	streamDHCPRand = 9 // a host's DHCP client
 )
 
 // ArrivalOffset returns host's random arrival within [0, window] under

@@ -175,6 +175,9 @@ type counters struct {
 	boundConflicts uint64
 	defences       uint64
 	rateLimits     uint64
+	leases         uint64
+	leasesLost     uint64
+	declines       uint64
 }
 
 func classifyFrame(b []byte) (FrameKind, acd.Frame) {
@@ -265,6 +268,9 @@ type Totals struct {
 	// BoundConflicts while bound; Defences DEFEND events; RateLimits
 	// RATELIMIT events.
 	Attempts, Conflicts, BoundConflicts, Defences, RateLimits uint64
+	// Leases counts DHCP leases configured, LeasesLost leases that ended
+	// (expired, refused), Declines offered addresses found in use.
+	Leases, LeasesLost, Declines uint64
 	// Frames counts the frames put on the segment by kind; DefenceFrames
 	// the announcements among them that were defences.
 	Frames        [numFrameKinds]uint64
@@ -283,6 +289,7 @@ func (s *Sim) Totals() Totals {
 	return Totals{
 		Attempts: s.ctr.attempts, Conflicts: s.ctr.conflicts, BoundConflicts: s.ctr.boundConflicts,
 		Defences: s.ctr.defences, RateLimits: s.ctr.rateLimits, Frames: s.ctr.frames, DefenceFrames: s.ctr.defenceFrames,
+		Leases: s.ctr.leases, LeasesLost: s.ctr.leasesLost, Declines: s.ctr.declines,
 		Segment: s.seg.Stats(), NoBufferSpace: s.noBufferDrops(),
 	}
 }

@@ -34,15 +34,19 @@ type Report struct {
 	Shared []string `json:"shared,omitempty"`
 	// TimeToBind is over every boot (incarnation) that bound: first BIND
 	// minus boot time.
-	TimeToBind     Percentiles     `json:"time_to_bind"`
-	Attempts       uint64          `json:"attempts"`
-	Conflicts      uint64          `json:"conflicts"`
-	BoundConflicts uint64          `json:"bound_conflicts"`
-	Defences       uint64          `json:"defences"`
-	RateLimits     uint64          `json:"rate_limits"`
-	Frames         FrameTotals     `json:"frames"`
-	Delivery       Delivery        `json:"delivery"`
-	Violations     []sim.Violation `json:"violations"`
+	TimeToBind     Percentiles `json:"time_to_bind"`
+	Attempts       uint64      `json:"attempts"`
+	Conflicts      uint64      `json:"conflicts"`
+	BoundConflicts uint64      `json:"bound_conflicts"`
+	Defences       uint64      `json:"defences"`
+	RateLimits     uint64      `json:"rate_limits"`
+	// DHCP: leases configured, lost, and offers declined (in use).
+	Leases     uint64          `json:"dhcp_leases,omitempty"`
+	LeasesLost uint64          `json:"dhcp_leases_lost,omitempty"`
+	Declines   uint64          `json:"dhcp_declines,omitempty"`
+	Frames     FrameTotals     `json:"frames"`
+	Delivery   Delivery        `json:"delivery"`
+	Violations []sim.Violation `json:"violations"`
 	// HostDetail has one entry per host when requested.
 	HostDetail []HostReport `json:"host_detail,omitempty"`
 	// Perf holds wall-clock and memory figures when requested; it is the
@@ -121,6 +125,7 @@ func Build(s *sim.Sim, opts Options) *Report {
 		Actors: s.NumActors(), SimTimeMS: msOf(int64(s.Now())), Quiet: s.Quiet(),
 		Attempts: tot.Attempts, Conflicts: tot.Conflicts, BoundConflicts: tot.BoundConflicts,
 		Defences: tot.Defences, RateLimits: tot.RateLimits,
+		Leases: tot.Leases, LeasesLost: tot.LeasesLost, Declines: tot.Declines,
 	}
 	hosts := make([]sim.HostStatus, s.NumHosts())
 	for i := range hosts {

@@ -47,6 +47,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	p("conflicts", "%d (%d while bound)", r.Conflicts, r.BoundConflicts)
 	p("defences", "%d", r.Defences)
 	p("rate limits", "%d", r.RateLimits)
+	if r.Leases+r.LeasesLost+r.Declines > 0 {
+		p("dhcp", "%d leases, %d lost, %d offers declined", r.Leases, r.LeasesLost, r.Declines)
+	}
 	fr := r.Frames
 	p("frames", "%d: probe %d, announcement %d (defence %d), request %d, reply %d, malformed %d, not-arp %d",
 		fr.Total, fr.Probe, fr.Announcement, fr.Defence, fr.Request, fr.Reply, fr.Malformed, fr.NotARP)

@@ -23,6 +23,8 @@ type Expect struct {
 	BoundConflicts *Range `json:"bound_conflicts,omitempty"`
 	Defences       *Range `json:"defences,omitempty"`
 	RateLimits     *Range `json:"rate_limits,omitempty"`
+	Leases         *Range `json:"dhcp_leases,omitempty"`
+	LeasesLost     *Range `json:"dhcp_leases_lost,omitempty"`
 	Malformed      *Range `json:"malformed_frames,omitempty"`
 	Echoed         *Range `json:"echoed,omitempty"`
 	// Addr maps a host to the address it holds at the end ("" for none);
@@ -111,7 +113,8 @@ func (sc *Scenario) CheckExpect(r *report.Report) []string {
 		{"attempts", e.Attempts, r.Attempts}, {"conflicts", e.Conflicts, r.Conflicts},
 		{"bound conflicts", e.BoundConflicts, r.BoundConflicts}, {"defences", e.Defences, r.Defences},
 		{"rate limits", e.RateLimits, r.RateLimits}, {"malformed frames", e.Malformed, r.Frames.Malformed},
-		{"echoed frames", e.Echoed, r.Delivery.Echoed},
+		{"echoed frames", e.Echoed, r.Delivery.Echoed}, {"DHCP leases", e.Leases, r.Leases},
+		{"DHCP leases lost", e.LeasesLost, r.LeasesLost},
 	} {
 		if msg := c.r.check(c.name, c.v); msg != "" {
 			failf("%s", msg)

@@ -78,6 +78,10 @@ func (h HostSpec) merge(d HostSpec) HostSpec {
 	if h.Echo == 0 {
 		h.Echo = d.Echo
 	}
+	h.DHCP = h.DHCP || d.DHCP
+	if h.LinkLocalAfter == 0 {
+		h.LinkLocalAfter = d.LinkLocalAfter
+	}
 	return h
 }
 
@@ -193,6 +197,10 @@ func (hs HostSpec) expand(where string, seed uint64, first int) ([]sim.HostConfi
 	}
 	base.LinkUpDelay = time.Duration(hs.LinkUpDelay)
 	base.Echo = hs.Echo
+	base.DHCP, base.LinkLocalAfter = hs.DHCP, time.Duration(hs.LinkLocalAfter)
+	if base.LinkLocalAfter < 0 || base.LinkLocalAfter > time.Hour {
+		return nil, fmt.Errorf("%s: %w: link_local_after %v is out of range 0..1h", where, sim.ErrInvalid, base.LinkLocalAfter)
+	}
 	if hs.At < 0 {
 		return nil, fmt.Errorf("%s: %w: at %v is negative", where, sim.ErrInvalid, time.Duration(hs.At))
 	}
@@ -260,6 +268,20 @@ func (as ActorSpec) config() (sim.ActorConfig, error) {
 		Kind: k, From: time.Duration(as.From), Until: time.Duration(as.Until), Delay: time.Duration(as.Delay),
 		IgnoreProbes: as.IgnoreProbes, IgnoreAnnouncements: as.IgnoreAnnouncements,
 		Repeat: as.Repeat, Gap: time.Duration(as.Gap), Once: as.Once, Interval: time.Duration(as.Interval), Count: as.Count,
+		PoolSize: as.PoolSize, Lease: time.Duration(as.Lease),
+	}
+	for _, f := range []struct {
+		name, v string
+		dst     *netip.Addr
+	}{{"server_ip", as.ServerIP, &ac.ServerIP}, {"pool_start", as.PoolStart, &ac.PoolStart}} {
+		if f.v == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(f.v)
+		if err != nil || !a.Is4() {
+			return sim.ActorConfig{}, fmt.Errorf("%w: %s %q is not an IPv4 address", sim.ErrInvalid, f.name, f.v)
+		}
+		*f.dst = a
 	}
 	if as.MAC != "" {
 		if ac.MAC, err = acd.ParseMAC(as.MAC); err != nil {

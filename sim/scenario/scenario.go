@@ -130,6 +130,10 @@ type HostSpec struct {
 	LinkUpDelay Duration `json:"link_up_delay,omitempty"`
 	// Echo is the probability that the hosts' own frames come back.
 	Echo float64 `json:"echo,omitempty"`
+	// DHCP runs a DHCP client first, link-local after LinkLocalAfter
+	// without a lease (default 10s).
+	DHCP           bool     `json:"dhcp,omitempty"`
+	LinkLocalAfter Duration `json:"link_local_after,omitempty"`
 }
 
 // TimingSpec is acd.Timing in a scenario file. QNXDelayMS applies the
@@ -188,7 +192,7 @@ func (t *TimingSpec) Timing() (acd.Timing, error) {
 }
 
 // ActorSpec is ActorConfig in a scenario file; Kind is "proxy-arp",
-// "probe-denier", "usurper" or "malformed".
+// "probe-denier", "usurper", "malformed" or "dhcp-server".
 type ActorSpec struct {
 	Kind                string   `json:"kind"`
 	MAC                 string   `json:"mac,omitempty"`
@@ -202,6 +206,11 @@ type ActorSpec struct {
 	Once                bool     `json:"once,omitempty"`
 	Interval            Duration `json:"interval,omitempty"`
 	Count               int      `json:"count,omitempty"`
+	// dhcp-server: its address, first pool address, pool size and lease.
+	ServerIP  string   `json:"server_ip,omitempty"`
+	PoolStart string   `json:"pool_start,omitempty"`
+	PoolSize  int      `json:"pool_size,omitempty"`
+	Lease     Duration `json:"lease,omitempty"`
 }
 
 // EventSpec is a scheduled operation. Op is one of:
