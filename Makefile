@@ -35,7 +35,7 @@ unit: ## all tests without the race detector
 	$(GO) test -count=1 $(PKGS)
 
 race: ## all tests with the race detector
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -timeout=30m $(PKGS)
 
 vet: ## go vet
 	$(GO) vet $(PKGS)
