@@ -330,7 +330,7 @@ else
 				fail paced "BenchmarkTAPRawFlood/blast (paced) failed"
 				break
 			fi
-			if ! AIP_FLOOD_RATE=$PACED_RATE AIP_FLOOD_FRAMES=$PACED_FRAMES run "$RES/paced.txt" tbin integration internal/integration -test.run '^$' -test.bench TAPFloodConflictDetection -test.benchtime 1x; then
+			if ! AIP_FLOOD_RATE=$PACED_RATE AIP_FLOOD_FRAMES=$PACED_FRAMES run "$RES/paced.txt" tbin integration internal/integration -test.run '^$' -test.bench TAPFloodConflictDetection/blast -test.benchtime 1x; then
 				fail paced "BenchmarkTAPFloodConflictDetection (paced) failed"
 				break
 			fi

@@ -309,7 +309,7 @@ func engineRows(dir string, meta map[string]string) []row {
 // ---- TAP flood ----
 
 func tapRows(dir string, meta map[string]string) []row {
-	const full, raw = "BenchmarkTAPFloodConflictDetection", "BenchmarkTAPRawFlood/blast"
+	const full, raw = "BenchmarkTAPFloodConflictDetection/blast", "BenchmarkTAPRawFlood/blast"
 	const drain = "BenchmarkTAPRawFlood/drain"
 	figRate := "TAP: ARP frames/s handled under a flood (TAP → tap.Link → gVisor NIC → shim → engine)"
 	figDrain := "TAP: plain TAP reader's receive capacity (no sender running)"
@@ -391,7 +391,7 @@ func tapRows(dir string, meta map[string]string) []row {
 
 // pacedRows: the same flood, paced below saturation (AIP_FLOOD_RATE).
 func pacedRows(dir string, meta map[string]string) []row {
-	const full, raw = "BenchmarkTAPFloodConflictDetection", "BenchmarkTAPRawFlood/blast"
+	const full, raw = "BenchmarkTAPFloodConflictDetection/blast", "BenchmarkTAPRawFlood/blast"
 	rate := thousands(atof(meta["paced_rate"]))
 	fig50 := "TAP: conflict-detection latency p50, flood paced at " + rate + " frames/s"
 	fig99 := "TAP: conflict-detection latency p99, flood paced at " + rate + " frames/s"
