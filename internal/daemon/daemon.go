@@ -384,33 +384,26 @@ func (d *daemon) start() error {
 	}
 	d.ifctl = ifctl
 	_, existed, _ := ifctl.flags(cfg.Iface)
+	// The TAP is opened last, once the netstack is built, and only the
+	// client's attach (its saved state is a small file) follows: the kernel
+	// marks a TAP running a few ms after a reader attaches, and the engine
+	// should start probing right then, not after the rest of the start-up
+	// (which, with many daemons starting at once on a small machine, takes
+	// tens of ms).
 	link, err := tap.NewLink(tap.LinkConfig{
 		Device:        tap.Config{Name: cfg.Iface, Create: cfg.Create},
 		MAC:           tcpip.LinkAddress(d.mac[:]),
 		CheckInterval: cfg.CheckInterval,
+		DeferOpen:     true,
 		OnLinkChange:  d.onLinkChange,
 		Logger:        log,
 	})
-	if errors.Is(err, syscall.EBUSY) {
-		return &TAPBusyError{Iface: cfg.Iface, Holders: tapHolders(cfg.Iface), Err: err}
-	}
-	if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
-		return fmt.Errorf("TAP %s: %w (unprivileged, autoipd needs /dev/net/tun usable by its user and a TAP made for it: ip tuntap add dev %s mode tap user %d)",
-			cfg.Iface, err, cfg.Iface, os.Geteuid())
-	}
 	if err != nil {
 		return fmt.Errorf("TAP %s: %w", cfg.Iface, err)
 	}
 	d.link = link
-	d.explainLink(cfg.Create && !existed)
 	if k := kernelMAC(cfg.Iface); !k.IsZero() && k == d.mac {
 		return fmt.Errorf("the netstack MAC %v equals the kernel TAP's MAC; give another -mac or remove %s", d.mac, cfg.path(".mac"))
-	}
-	if storeMACAfterTAP {
-		if err := storeMAC(cfg.path(".mac"), d.mac); err != nil {
-			return err
-		}
-		log.Info("generated the netstack's MAC", "mac", d.mac.String(), "file", cfg.path(".mac"))
 	}
 
 	var ep gvstack.LinkEndpoint = link.Endpoint()
@@ -436,7 +429,9 @@ func (d *daemon) start() error {
 		return err
 	}
 	d.startup.enter("netstack and saved state")
-	st, err := stack.New(stack.Options{Link: ep, NICName: cfg.Iface})
+	// The daemon owns the stack: ARP requests for none of its addresses
+	// need not reach netstack (see stack.Shim.SetARPFastPath).
+	st, err := stack.New(stack.Options{Link: ep, NICName: cfg.Iface, ARPFastPath: true})
 	if err != nil {
 		return fmt.Errorf("netstack: %w", err)
 	}
@@ -458,6 +453,29 @@ func (d *daemon) start() error {
 		"probes", timing.ProbeNum, "probe_min", timing.ProbeMin, "probe_max", timing.ProbeMax, "probe_wait", timing.ProbeWait,
 		"announces", timing.AnnounceNum, "announce_wait", timing.AnnounceWait, "link_up_delay", linkUpDelay,
 		"state_dir", cfg.StateDir, "create", cfg.Create)
+
+	d.startup.enter("TAP open")
+	err = link.Open()
+	if errors.Is(err, syscall.EBUSY) {
+		return &TAPBusyError{Iface: cfg.Iface, Holders: tapHolders(cfg.Iface), Err: err}
+	}
+	if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
+		return fmt.Errorf("TAP %s: %w (unprivileged, autoipd needs /dev/net/tun usable by its user and a TAP made for it: ip tuntap add dev %s mode tap user %d)",
+			cfg.Iface, err, cfg.Iface, os.Geteuid())
+	}
+	if err != nil {
+		return fmt.Errorf("TAP %s: %w", cfg.Iface, err)
+	}
+	d.explainLink(cfg.Create && !existed)
+	if k := kernelMAC(cfg.Iface); !k.IsZero() && k == d.mac {
+		return fmt.Errorf("the netstack MAC %v equals the kernel TAP's MAC; give another -mac or remove %s", d.mac, cfg.path(".mac"))
+	}
+	if storeMACAfterTAP {
+		if err := storeMAC(cfg.path(".mac"), d.mac); err != nil {
+			return err
+		}
+		log.Info("generated the netstack's MAC", "mac", d.mac.String(), "file", cfg.path(".mac"))
+	}
 	client, err := stack.Attach(st.GVisor(), st.NIC(), st.Shim(), stack.ClientConfig{
 		Engine: autoip.Config{
 			Seed:            cfg.Seed,
