@@ -1,12 +1,14 @@
-// Package tap opens Linux TAP devices with songgao/water and provides a gVisor
-// link endpoint over one that survives the TAP going down, disappearing and
-// coming back, with no netlink.
+// Package tap opens Linux TAP devices and provides a gVisor link endpoint
+// over one that survives the TAP going down, disappearing and coming back.
+// Nothing is configured through netlink; the Link only listens to the
+// kernel's link notifications.
 //
 // # Device
 //
-// Open attaches to (or, with Config.Create, creates) a TAP device by name and
-// returns a Device: one Ethernet frame per Read or Write, no packet-info
-// header. The fd is non-blocking and driven by Go's poller, so Close unblocks
+// Open attaches to (or, with Config.Create, creates) a TAP device by name
+// (one TUNSETIFF on /dev/net/tun, opened close-on-exec; an existing TAP's
+// persistence is left as it is) and returns a Device: one Ethernet frame
+// per Read or Write, no packet-info header. The fd is non-blocking and driven by Go's poller, so Close unblocks
 // a Read in progress. Exists and Flags query the kernel with ioctls on a
 // datagram socket, so they see the network namespace of the calling OS
 // thread.

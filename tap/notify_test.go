@@ -264,3 +264,27 @@ func TestEndpointInboundHook(t *testing.T) {
 	}
 	waitFor(t, stateTimeout, "frame 5 without a hook", func() bool { return rec.count(marked(5)) == 1 })
 }
+
+// TestDeviceCloseOnExec: the TAP fd is close-on-exec, so that a hook or any
+// other program the daemon starts does not inherit it (and keep the TAP
+// attached, busy for a restarted daemon, after the daemon is gone).
+func TestDeviceCloseOnExec(t *testing.T) {
+	ns := newBNS(t)
+	ns.IP(t, "tuntap", "add", "dev", "aipbt0", "mode", "tap")
+	d := openInNS(t, ns, Config{Name: "aipbt0"})
+	rc, err := d.f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags int
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { flags, ferr = unix.FcntlInt(fd, unix.F_GETFD, 0) }); err != nil || ferr != nil {
+		t.Fatal(err, ferr)
+	}
+	if flags&unix.FD_CLOEXEC == 0 {
+		t.Error("the TAP fd is not close-on-exec")
+	}
+	if p, err := d.persistent(); err != nil || !p {
+		t.Errorf("attaching changed the persistence of the TAP: persistent %v, %v", p, err)
+	}
+}
