@@ -197,6 +197,7 @@ type daemon struct {
 	hooks  *hookRunner
 	state  *stateFile
 	store  *persist.Async // state, written off the protocol path
+	gate   *openGate      // the client's store: saves held back until the TAP is open
 
 	startup   *startupWatch
 	lock      *ifaceLock
@@ -384,12 +385,14 @@ func (d *daemon) start() error {
 	}
 	d.ifctl = ifctl
 	_, existed, _ := ifctl.flags(cfg.Iface)
-	// The TAP is opened last, once the netstack is built, and only the
-	// client's attach (its saved state is a small file) follows: the kernel
-	// marks a TAP running a few ms after a reader attaches, and the engine
-	// should start probing right then, not after the rest of the start-up
+	// The TAP is opened last, once the netstack is built and the client
+	// attached (waiting for the link): the kernel marks a TAP running a few
+	// ms after a reader attaches, and the engine starts probing right then,
+	// from the link-state report alone, not after the rest of the start-up
 	// (which, with many daemons starting at once on a small machine, takes
-	// tens of ms).
+	// tens of ms). Until the open has worked, the client's saves are held
+	// back and its events run no hook (openGate), so that a daemon refused
+	// the TAP leaves nothing behind.
 	link, err := tap.NewLink(tap.LinkConfig{
 		Device:        tap.Config{Name: cfg.Iface, Create: cfg.Create},
 		MAC:           tcpip.LinkAddress(d.mac[:]),
@@ -448,11 +451,33 @@ func (d *daemon) start() error {
 	d.store = persist.NewAsync(d.state, func(err error) {
 		log.Error("saving state failed", "err", err)
 	})
+	d.gate = &openGate{inner: d.store}
 	log.Info("autoipd starting", "pid", os.Getpid(), "mac", d.mac.String(), "initial", addrString(cfg.Initial),
 		"defend", cfg.Defend.String(), "yield_to_routable", cfg.YieldToRoutable, "route", cfg.Route,
 		"probes", timing.ProbeNum, "probe_min", timing.ProbeMin, "probe_max", timing.ProbeMax, "probe_wait", timing.ProbeWait,
 		"announces", timing.AnnounceNum, "announce_wait", timing.AnnounceWait, "link_up_delay", linkUpDelay,
 		"state_dir", cfg.StateDir, "create", cfg.Create)
+
+	client, err := stack.Attach(st.GVisor(), st.NIC(), st.Shim(), stack.ClientConfig{
+		Engine: autoip.Config{
+			Seed:            cfg.Seed,
+			Initial:         cfg.Initial,
+			Timing:          timing,
+			LinkUpDelay:     linkUpDelay,
+			Defend:          cfg.Defend,
+			YieldToRoutable: cfg.YieldToRoutable,
+		},
+		Store:     d.gate,
+		Route:     cfg.Route,
+		LinkState: link.Endpoint(), // the pcap tap may hide it from the shim
+		OnEvent:   d.onEvent,
+		OnState:   d.onState,
+		Logger:    log,
+	})
+	if err != nil {
+		return err
+	}
+	d.client = client
 
 	d.startup.enter("TAP open")
 	err = link.Open()
@@ -466,6 +491,7 @@ func (d *daemon) start() error {
 	if err != nil {
 		return fmt.Errorf("TAP %s: %w", cfg.Iface, err)
 	}
+	d.gate.open()
 	d.explainLink(cfg.Create && !existed)
 	if k := kernelMAC(cfg.Iface); !k.IsZero() && k == d.mac {
 		return fmt.Errorf("the netstack MAC %v equals the kernel TAP's MAC; give another -mac or remove %s", d.mac, cfg.path(".mac"))
@@ -476,26 +502,6 @@ func (d *daemon) start() error {
 		}
 		log.Info("generated the netstack's MAC", "mac", d.mac.String(), "file", cfg.path(".mac"))
 	}
-	client, err := stack.Attach(st.GVisor(), st.NIC(), st.Shim(), stack.ClientConfig{
-		Engine: autoip.Config{
-			Seed:            cfg.Seed,
-			Initial:         cfg.Initial,
-			Timing:          timing,
-			LinkUpDelay:     linkUpDelay,
-			Defend:          cfg.Defend,
-			YieldToRoutable: cfg.YieldToRoutable,
-		},
-		Store:     d.store,
-		Route:     cfg.Route,
-		LinkState: link.Endpoint(), // the pcap tap may hide it from the shim
-		OnEvent:   d.onEvent,
-		OnState:   d.onState,
-		Logger:    log,
-	})
-	if err != nil {
-		return err
-	}
-	d.client = client
 	return nil
 }
 
@@ -511,11 +517,12 @@ func (d *daemon) onEvent(ev autoip.Event) {
 	if name == "" || d.hooks == nil {
 		return
 	}
-	d.hooks.enqueue(hookCall{
+	call := hookCall{
 		event: name,
 		addr:  addrString(ev.Addr),
 		env:   hookEnv(name, d.cfg.Iface, d.mac.String(), ev),
-	})
+	}
+	d.gate.whenOpen(func() { d.hooks.enqueue(call) })
 }
 
 // onState logs every change of the engine's state (the client calls it;

@@ -173,13 +173,19 @@ func TestSuspendedSaysWhy(t *testing.T) {
 
 // TestTAPHeldByAnotherProcess: a second daemon with another state
 // directory on a TAP the first holds exits 3 and says which process holds
-// the TAP, writing no MAC file.
+// the TAP, writing no MAC file and no state file and running no hook
+// (its client was attached before the open was refused).
 func TestTAPHeldByAnotherProcess(t *testing.T) {
 	ns := newNS(t)
 	tapInNS(t, ns)
 	first := startRun(t, ns, privateStateDir(t))
 	first.waitServing()
-	second := startRun(t, ns, privateStateDir(t))
+	hookDir := t.TempDir()
+	hook := filepath.Join(hookDir, "hook")
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\necho \"$1\" >> "+filepath.Join(hookDir, "ran")+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	second := startRun(t, ns, privateStateDir(t), "-hook", hook)
 	if code := second.wait(10 * time.Second); code != ExitLocked {
 		t.Errorf("exit %d, want %d", code, ExitLocked)
 	}
@@ -191,6 +197,12 @@ func TestTAPHeldByAnotherProcess(t *testing.T) {
 	}
 	if _, err := os.Stat(second.path(".mac")); err == nil {
 		t.Error("the refused daemon wrote a MAC file")
+	}
+	if _, err := os.Stat(second.path(".state.json")); err == nil {
+		t.Error("the refused daemon wrote a state file")
+	}
+	if b, err := os.ReadFile(filepath.Join(hookDir, "ran")); err == nil {
+		t.Errorf("the refused daemon ran its hook: %q", b)
 	}
 }
 

@@ -10,8 +10,8 @@ import (
 
 // TestNoPollingNeeded: with -check-interval at its maximum (1 m), the
 // daemon still follows everything within seconds, from the kernel's
-// notifications alone: it opens the TAP last (after the netstack is built,
-// right before the client starts), binds, notices the link going down and
+// notifications alone: it opens the TAP last (after the netstack is built
+// and the client attached), binds, notices the link going down and
 // up and the TAP being deleted and re-created, and puts back state
 // directory files removed under it (inotify).
 func TestNoPollingNeeded(t *testing.T) {
@@ -21,20 +21,20 @@ func TestNoPollingNeeded(t *testing.T) {
 	r := startRunEvery(t, ns, state, "1m", append([]string{"-s", "169.254.20.92", "-log-format", "json"}, fastRun...)...)
 	r.waitStatus("bound", func(_ []byte, rep *StatusReport) bool { return rep.Configured == "169.254.20.92" && rep.LinkUp })
 
-	// Start-up order: the TAP is opened after the netstack, the client
-	// right after the TAP.
+	// Start-up order: the TAP is opened last, after the netstack is built
+	// and the client attached.
 	var order []string
 	for _, line := range strings.Split(r.stderr.String(), "\n") {
 		var rec struct{ Msg string }
 		if json.Unmarshal([]byte(line), &rec) == nil {
 			switch rec.Msg {
-			case "autoipd starting", "TAP opened", "autoip started":
+			case "autoipd starting", "autoip started", "TAP opened":
 				order = append(order, rec.Msg)
 			}
 		}
 	}
-	if strings.Join(order, ", ") != "autoipd starting, TAP opened, autoip started" {
-		t.Errorf("start-up order %q, want the TAP opened after the netstack and before the client", order)
+	if strings.Join(order, ", ") != "autoipd starting, autoip started, TAP opened" {
+		t.Errorf("start-up order %q, want the TAP opened after the netstack and the client", order)
 	}
 
 	linkUp := func(want bool) {
