@@ -127,9 +127,11 @@ type Link struct {
 	watchSeq int
 
 	// Monitor-goroutine state.
-	opened     bool      // some open has succeeded
-	openedAt   time.Time // when the TAP was last opened
-	lastOpenEr string    // last open error logged, to log each distinct one once
+	opened     bool          // some open has succeeded
+	failing    bool          // the last check could not open or read the TAP: retry
+	retry      time.Duration // the current retry delay
+	openedAt   time.Time     // when the TAP was last opened
+	lastOpenEr string        // last open error logged, to log each distinct one once
 
 	rxFrames, rxHooked, rxFiltered, txFrames, txNotSent, reopens, linkChanges atomic.Uint64
 
@@ -481,8 +483,16 @@ const (
 )
 
 // nextPoll is the wait before the next periodic check; 0 means none (the
-// kernel's notifications say when to check).
+// kernel's notifications say when to check). A check that failed to open
+// or read the TAP is retried after 10 ms, doubling up to CheckInterval,
+// whether or not the Link polls.
 func (l *Link) nextPoll() time.Duration {
+	if l.failing {
+		// 10 ms, 20 ms, ... up to CheckInterval.
+		l.retry = min(max(2*l.retry, settlePoll), l.cfg.CheckInterval)
+		return l.retry
+	}
+	l.retry = 0
 	if !l.polling.Load() {
 		return 0
 	}
@@ -534,6 +544,7 @@ func (l *Link) check() {
 	if l.ctx.Err() != nil {
 		return
 	}
+	l.failing = false
 	l.mu.Lock()
 	dev, broken := l.dev, l.broken
 	l.mu.Unlock()
@@ -543,6 +554,7 @@ func (l *Link) check() {
 	if err != nil && !errors.Is(err, ErrNotExist) {
 		// Not expected for a valid name; keep the fd, report down, retry.
 		l.log.Warn("SIOCGIFFLAGS failed", "err", err)
+		l.failing = true
 		l.setUp(false)
 		return
 	}
@@ -564,7 +576,11 @@ func (l *Link) check() {
 			l.setUp(false)
 			return
 		}
-		if !l.reopen() {
+		if err := l.reopen(); err != nil {
+			// A TAP that exists (or is to be created) but cannot be
+			// opened now, typically busy for a moment (`ip tuntap add`
+			// still holds it): no notification may follow, so retry.
+			l.failing = !errors.Is(err, ErrNotExist)
 			l.setUp(false)
 			return
 		}
@@ -575,7 +591,7 @@ func (l *Link) check() {
 }
 
 // reopen opens the TAP in the Link's namespace and installs it.
-func (l *Link) reopen() bool {
+func (l *Link) reopen() error {
 	var dev *Device
 	err := l.ns.do(func() (err error) {
 		dev, err = openWith(l.ctl, l.cfg.Device)
@@ -590,14 +606,14 @@ func (l *Link) reopen() bool {
 				l.log.Warn("TAP open failed; will retry", "err", err)
 			}
 		}
-		return false
+		return err
 	}
 	l.lastOpenEr = ""
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		_ = dev.Close()
-		return false
+		return net.ErrClosed
 	}
 	l.setDevLocked(dev)
 	l.openedAt = time.Now()
@@ -608,7 +624,7 @@ func (l *Link) reopen() bool {
 	}
 	l.opened = true
 	l.log.Info("TAP opened", "created", dev.Created(), "ifindex", dev.Index())
-	return true
+	return nil
 }
 
 // setUp records the usable state and reports a transition.

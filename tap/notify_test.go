@@ -3,9 +3,13 @@
 package tap
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -287,4 +291,57 @@ func TestDeviceCloseOnExec(t *testing.T) {
 	if p, err := d.persistent(); err != nil || !p {
 		t.Errorf("attaching changed the persistence of the TAP: persistent %v, %v", p, err)
 	}
+}
+
+// TestLinkRetriesBusyTAP: a TAP that appears but cannot be opened at once
+// (another fd still holds it, as `ip tuntap add` does for a moment) is
+// retried without waiting for another notification: here none comes (the
+// TAP stays down, so its carrier changes are not reported), and the
+// CheckInterval of an hour rules polling out.
+func TestLinkRetriesBusyTAP(t *testing.T) {
+	ns := newBNS(t)
+	logs := &lockedBuffer{}
+	l := newLinkInNS(t, ns, LinkConfig{Device: Config{Name: "aipbt0"}, MAC: ourMAC, CheckInterval: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	var holder *Device
+	if err := ns.Do(func() (err error) { holder, err = Open(Config{Name: "aipbt0", Create: true}); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Close() })
+	// Persistent, so that it outlives the holder.
+	rc, err := holder.f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var perr error
+	if err := rc.Control(func(fd uintptr) { perr = unix.IoctlSetInt(int(fd), unix.TUNSETPERSIST, 1) }); err != nil || perr != nil {
+		t.Fatal(err, perr)
+	}
+	t.Cleanup(func() { ns.IPExec("link", "del", "aipbt0") })
+	opened := func() bool { dev, _ := l.current(); return dev != nil }
+	waitFor(t, stateTimeout, "a failed open (busy)", func() bool { return strings.Contains(logs.String(), "TAP open failed") })
+	time.Sleep(100 * time.Millisecond)
+	if opened() {
+		t.Fatal("opened a TAP another fd holds")
+	}
+	holder.Close()
+	waitFor(t, stateTimeout, "the Link to open the TAP once it is free", opened)
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
