@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/autoip-project/autoip/autoip"
 	"github.com/autoip-project/autoip/autoip/acd"
 	"github.com/autoip-project/autoip/internal/netns"
@@ -37,9 +39,13 @@ func envInt(name string, def int) int {
 // the sender sends them; "drain" holds the path back until every frame is
 // queued in the TAP and then times the path alone (frames / time from the
 // release to the last frame the shim saw; no latency): the path's
-// capacity. The hold is the engine's first event: a gate conflict is sent
+// capacity; it also reports cpu-frames/s, frames / the process's CPU time
+// over the drain (see BenchmarkTAPRawFlood). The hold is the engine's first event: a gate conflict is sent
 // first, and the event hook, which runs on the Link's reader goroutine,
 // blocks until the sender is done.
+//
+// The stack runs with the ARP fast path on (stack.Options.ARPFastPath), as
+// autoipd runs it; AIP_ARP_FASTPATH=0 turns it off.
 //
 // AIP_FLOOD_RATE paces the sender (frames/s): above what the receiver
 // drains, the latency is only the backlog in the TAP's queue; below it, it
@@ -79,7 +85,8 @@ func floodOnce(b *testing.B, frames, every, rate int, drain bool) {
 	name := tapName("aipf")
 	ns.IP(bt, "tuntap", "add", "dev", name, "mode", "tap")
 	ns.IP(bt, "link", "set", name, "txqueuelen", strconv.Itoa(frames+1000), "up")
-	h := newHost(bt, ns, name, hostOpts{cfg: stack.ClientConfig{Engine: autoip.Config{Initial: ours, Defend: acd.DefendOnce, Timing: tm}}})
+	fast := os.Getenv("AIP_ARP_FASTPATH") != "0"
+	h := newHost(bt, ns, name, hostOpts{fastARP: fast, cfg: stack.ClientConfig{Engine: autoip.Config{Initial: ours, Defend: acd.DefendOnce, Timing: tm}}})
 	w := h.kernelSide()
 	if a := h.waitBound(10 * time.Second); a != ours {
 		b.Fatalf("bound %v", a)
@@ -156,8 +163,10 @@ func floodOnce(b *testing.B, frames, every, rate int, drain bool) {
 		}
 	}
 	sendDur := time.Since(start)
+	var cpu0, cpu1 time.Duration
 	if drain {
 		start = time.Now()
+		cpu0 = cpuTime()
 		close(release)
 	}
 	// Wait until the netstack has drained what the kernel queued.
@@ -170,6 +179,7 @@ func floodOnce(b *testing.B, frames, every, rate int, drain bool) {
 			last, lastChange = arpIn, time.Now()
 		}
 		if arpIn >= uint64(frames) || time.Since(lastChange) > 500*time.Millisecond {
+			cpu1 = cpuTime()
 			break
 		}
 		time.Sleep(time.Millisecond)
@@ -214,10 +224,23 @@ func floodOnce(b *testing.B, frames, every, rate int, drain bool) {
 	b.ReportMetric(float64(frames)/sendDur.Seconds(), "sent-frames/s")
 	b.ReportMetric(float64(arpIn)/float64(frames), "received/sent")
 	b.ReportMetric(float64(len(detected))/float64(conflicts), "conflicts-detected")
+	b.Logf("fast path %v; shim %+v; link %+v", fast, h.client().Status().Shim, h.link.Stats())
 	if !drain {
 		b.ReportMetric(pct(0.50), "p50-ms")
 		b.ReportMetric(pct(0.99), "p99-ms")
+	} else if cpu1 > cpu0 {
+		b.ReportMetric(float64(arpIn)/(cpu1-cpu0).Seconds(), "cpu-frames/s")
 	}
+}
+
+// cpuTime is the CPU time (user + system) this process has used: see
+// BenchmarkTAPRawFlood (package bench) for cpu-frames/s.
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // gateTag marks the drain mode's gate conflict (the conflicts of the flood

@@ -62,6 +62,7 @@ type hostOpts struct {
 	cfg     stack.ClientConfig // Engine.Timing defaults to fastTiming
 	static  *netip.Prefix      // routable address added before the client starts
 	noStart bool
+	fastARP bool // stack.Options.ARPFastPath
 }
 
 func tapName(prefix string) string {
@@ -109,7 +110,7 @@ func newHost(t testing.TB, ns *netns.NS, name string, o hostOpts) *host {
 	}
 	cfg.Logger = logger
 	cfg.OnEvent = h.record
-	h.st, err = stack.New(stack.Options{Link: h.link.Endpoint(), NICName: name})
+	h.st, err = stack.New(stack.Options{Link: h.link.Endpoint(), NICName: name, ARPFastPath: o.fastARP})
 	if err != nil {
 		t.Fatalf("stack: %v", err)
 	}
