@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/internal/floodsend"
 	"github.com/autoip-project/autoip/internal/netns"
 	"github.com/autoip-project/autoip/tap"
 )
@@ -153,38 +154,25 @@ func rawFloodOnce(b *testing.B, frames, every, rate int, drain bool) {
 		p := acd.Packet{Op: acd.OpRequest, SenderHW: src, SenderIP: netip.AddrFrom4([4]byte{169, 254, 200, byte(i)}), TargetIP: netip.AddrFrom4([4]byte{169, 254, 201, byte(i)})}
 		unrelated[i] = acd.Frame{Dst: acd.BroadcastMAC, Src: src, Packet: p}.AppendBinary(nil)
 	}
-	send := func(frame []byte) error {
-		var dst [8]byte
-		copy(dst[:], frame[:6])
-		return unix.Sendto(fd, frame, 0, &unix.SockaddrLinklayer{Ifindex: ifindex, Halen: 6, Addr: dst})
+	if err := floodsend.Prepare(fd); err != nil {
+		b.Fatal(err)
+	}
+	isConflict := func(i int) bool { return i%every == every-1 && i/every < conflicts }
+	frame := func(i int) []byte {
+		if !isConflict(i) {
+			return unrelated[i%len(unrelated)]
+		}
+		p := acd.Announcement(peerMAC, ours)
+		binary.BigEndian.PutUint32(p.TargetHW[2:], uint32(i/every))
+		return acd.Frame{Dst: acd.BroadcastMAC, Src: peerMAC, Packet: p}.AppendBinary(nil)
 	}
 	start := time.Now()
-	k := 0
-	for i := 0; i < frames; i++ {
-		if rate > 0 && i%100 == 0 {
-			// Paced exactly as BenchmarkTAPFloodConflictDetection paces.
-			if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); d > 0 {
-				time.Sleep(d)
-			}
+	if err := floodsend.Run(fd, frames, rate, frame, func(i int, t time.Time) {
+		if isConflict(i) {
+			sent[i/every] = t
 		}
-		f := unrelated[i%len(unrelated)]
-		if i%every == every-1 && k < conflicts {
-			p := acd.Announcement(peerMAC, ours)
-			binary.BigEndian.PutUint32(p.TargetHW[2:], uint32(k))
-			f = acd.Frame{Dst: acd.BroadcastMAC, Src: peerMAC, Packet: p}.AppendBinary(nil)
-			sent[k] = time.Now()
-			k++
-		}
-		for tries := 0; ; tries++ {
-			err := send(f)
-			if err == nil {
-				break
-			}
-			if tries > 10000 {
-				b.Fatalf("frame %d: send keeps failing: %v", i, err)
-			}
-			time.Sleep(50 * time.Microsecond)
-		}
+	}); err != nil {
+		b.Fatal(err)
 	}
 	sendDur := time.Since(start)
 	var cpu0 time.Duration

@@ -440,12 +440,12 @@ func tapRows(dir string, meta map[string]string) []row {
 			measured: thousands(bW) + " frames/s",
 			baseline: "plain reader, same sender: " + thousands(rbW) + " frames/s",
 			ratio:    ratio(bW, rbW),
-			how: fmt.Sprintf("blast: the same floods, read while the sender (in the same process, on the other CPU) sends as fast as it can (%s): frames / (first send → last frame seen); the sender managed %s/s here and %s/s against the plain reader (received/sent %s): on 2 CPUs this mostly measures the pair",
+			how: fmt.Sprintf("blast: the same floods, read while the sender (in the same process, on the other CPU; batches of 32 by sendmmsg, qdisc bypassed: internal/floodsend) sends as fast as it can (%s): frames / (first send → last frame seen); the sender managed %s/s here and %s/s against the plain reader (received/sent %s), so the TAP's queue fills and the reader drains it, at first beside the sender, then alone",
 				runs(bn), thousands(bSent), thousands(rbSent), fnum(bRecv, 3)),
 		})
 		latHow := "same runs: latency = engine DEFEND event time − send time of the tagged conflicting frame; baseline: send → read by the bare loop"
 		if p99 > 5 {
-			latHow += "; when the sender outruns the path, conflicts wait behind the backlog in the TAP's queue (latency ≈ backlog / rate): see the paced rows for the path itself"
+			latHow += "; the sender outruns every reader, so conflicts wait behind the backlog in the TAP's queue (latency ≈ backlog / rate): see the paced rows for the path itself"
 		}
 		rows = append(rows,
 			row{figure: figP50, measured: fms(p50), baseline: "plain reader: " + fms(rawP50), ratio: ratio(p50, rawP50), how: latHow},
@@ -467,8 +467,8 @@ func fmtList(v []float64, prec int) string {
 func pacedRows(dir string, meta map[string]string) []row {
 	const full, raw = "BenchmarkTAPFloodConflictDetection/blast", "BenchmarkTAPRawFlood/blast"
 	rate := thousands(atof(meta["paced_rate"]))
-	fig50 := "TAP: conflict-detection latency p50, flood offered at " + rate + " frames/s (0.8× the path's capacity)"
-	fig99 := "TAP: conflict-detection latency p99, flood offered at " + rate + " frames/s (0.8× the path's capacity)"
+	fig50 := "TAP: conflict-detection latency p50, flood offered at " + rate + " frames/s (0.8× the path's capacity with the sender running)"
+	fig99 := "TAP: conflict-detection latency p99, flood offered at " + rate + " frames/s (0.8× the path's capacity with the sender running)"
 	if ok, note := sectionState(dir, "paced"); !ok {
 		return []row{{figure: fig50, measured: note}, {figure: fig99, measured: note, target: "≤ 5 ms"}}
 	}
@@ -489,7 +489,7 @@ func pacedRows(dir string, meta map[string]string) []row {
 	lo, hi := fs.rng(full, "p99-ms")
 	capNote := ""
 	if c := meta["path_capacity"]; c != "" {
-		capNote = fmt.Sprintf(" = 0.8 × the median drain capacity %s/s measured above", thousands(atof(c)))
+		capNote = fmt.Sprintf(" = 0.8 × %s/s, the median rate the path sustained in the flat-out runs above, where the sender runs on the other CPU (alone, draining, the path manages more, but not with a sender beside it on 2 CPUs: offered 0.8× the drain capacity, the plain reader falls behind too)", thousands(atof(c)))
 	}
 	how := fmt.Sprintf("`AIP_FLOOD_RATE=%s AIP_FLOOD_FRAMES=%s go test -run '^$' -bench TAPFloodConflictDetection/blast -benchtime 1x ./internal/integration/` (%s, interleaved with `-bench TAPRawFlood/blast ./bench/` paced the same way, %s): offered %s frames/s%s; the sender kept %s/s, the path handled %s/s; latency = engine DEFEND event − send of each tagged conflict (%d per run)",
 		meta["paced_rate"], meta["paced_frames"], runs(n), runs(rn), rate, capNote, thousands(sent), thousands(handled), atoiOr(meta["paced_frames"], 0)/1000)

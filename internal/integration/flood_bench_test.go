@@ -14,6 +14,7 @@ import (
 
 	"github.com/autoip-project/autoip/autoip"
 	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/internal/floodsend"
 	"github.com/autoip-project/autoip/internal/netns"
 	"github.com/autoip-project/autoip/stack"
 )
@@ -28,7 +29,8 @@ func envInt(name string, def int) int {
 // BenchmarkTAPFloodConflictDetection floods a bound netstack through its
 // TAP with ARP requests between other hosts (AIP_FLOOD_FRAMES, default
 // 200,000), a conflicting announcement of our address hidden every
-// 1,000th frame, sent by a kernel-side AF_PACKET socket. It reports the
+// 1,000th frame, sent by a kernel-side AF_PACKET socket (internal/floodsend:
+// batches of 32 by sendmmsg, qdisc bypassed). It reports the
 // ARP frames/s the whole path (TAP -> tap.Link -> gVisor NIC -> shim ->
 // engine) handled, the fraction of conflicts detected, and the detection
 // latency (send -> engine event) p50/p99. BenchmarkTAPRawFlood (package
@@ -134,33 +136,25 @@ func floodOnce(b *testing.B, frames, every, rate int, drain bool) {
 		}
 	}
 	arpIn0 := h.st.Shim().Stats().ARPIn
+	if err := floodsend.Prepare(w.fd); err != nil {
+		b.Fatal(err)
+	}
+	isConflict := func(i int) bool { return i%every == every-1 && i/every < conflicts }
+	frame := func(i int) []byte {
+		if !isConflict(i) {
+			return unrelated[i%len(unrelated)]
+		}
+		p := acd.Announcement(peerMAC, ours)
+		binary.BigEndian.PutUint32(p.TargetHW[2:], uint32(i/every)) // tag: which conflict
+		return acd.Frame{Dst: acd.BroadcastMAC, Src: peerMAC, Packet: p}.AppendBinary(nil)
+	}
 	start := time.Now()
-	k := 0
-	for i := 0; i < frames; i++ {
-		if rate > 0 && i%100 == 0 {
-			// Paced: stay on the schedule rate frames/s sets.
-			if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); d > 0 {
-				time.Sleep(d)
-			}
+	if err := floodsend.Run(w.fd, frames, rate, frame, func(i int, t time.Time) {
+		if isConflict(i) {
+			sent[i/every] = t
 		}
-		f := unrelated[i%len(unrelated)]
-		if i%every == every-1 && k < conflicts {
-			p := acd.Announcement(peerMAC, ours)
-			binary.BigEndian.PutUint32(p.TargetHW[2:], uint32(k)) // tag: which conflict
-			f = acd.Frame{Dst: acd.BroadcastMAC, Src: peerMAC, Packet: p}.AppendBinary(nil)
-			sent[k] = time.Now()
-			k++
-		}
-		for tries := 0; ; tries++ {
-			err := w.send(f)
-			if err == nil {
-				break
-			}
-			if tries > 10000 {
-				b.Fatalf("frame %d: send keeps failing: %v", i, err)
-			}
-			time.Sleep(50 * time.Microsecond) // socket buffer full: back off
-		}
+	}); err != nil {
+		b.Fatal(err)
 	}
 	sendDur := time.Since(start)
 	var cpu0, cpu1 time.Duration
