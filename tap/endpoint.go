@@ -65,7 +65,8 @@ func (e *Endpoint) SetInboundHook(h func(frame []byte) (deliver bool)) {
 // WatchLinkState calls f with whether the TAP is usable now and again at
 // every change, in order and never concurrently, until stop is called. The
 // first call happens before WatchLinkState returns; later ones come from
-// the Link's monitor goroutine. f must not block for long and must not
+// the Link's monitor goroutine (or from Open's caller, for the check Open
+// makes). f must not block for long and must not
 // call the Link's Close. The stack package finds this method and wires the
 // link state into its client by itself.
 func (e *Endpoint) WatchLinkState(f func(up bool)) (stop func()) { return e.l.watchLinkState(f) }

@@ -215,16 +215,19 @@ func NewLink(cfg LinkConfig) (*Link, error) {
 
 // Open makes the first open of the TAP and starts the Link's goroutines,
 // in the namespace NewLink was called in (see NewLink for what it returns:
-// a missing TAP is not an error). NewLink calls it unless
+// a missing TAP is not an error). It checks the TAP's state once itself
+// before it returns, so the first link-state report (OnLinkChange and the
+// watchers) may come on the caller's goroutine. NewLink calls it unless
 // LinkConfig.DeferOpen is set. Later calls do nothing and return nil; after
 // Close it returns an error matching net.ErrClosed.
 func (l *Link) Open() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		return opErr("open", l.name, net.ErrClosed)
 	}
 	if l.started {
+		l.mu.Unlock()
 		return nil
 	}
 	var dev *Device
@@ -247,14 +250,27 @@ func (l *Link) Open() error {
 		l.log.Info("TAP does not exist yet; waiting for it", "noticed_by", how)
 		l.lastOpenEr = err.Error()
 	default:
+		l.mu.Unlock()
 		return err
 	}
 	l.started = true
-	l.wg.Add(2)
+	n := 2
+	if l.notify != nil {
+		n++
+	}
+	l.wg.Add(n) // before the unlock: a concurrent Close waits for them
+	l.mu.Unlock()
+	// The first check right here, on the caller's goroutine (which has a
+	// CPU now), before the monitor starts: when the machine is busy the
+	// kernel has often marked the TAP running by the time TUNSETIFF
+	// returns, and the link-state report then waits for no other goroutine
+	// to be scheduled.
+	if dev != nil {
+		l.check()
+	}
 	go l.reader()
 	go l.monitor()
 	if l.notify != nil {
-		l.wg.Add(1)
 		go l.watchKernel()
 	}
 	return nil

@@ -132,6 +132,12 @@ func TestStateNotSavedAtStopExits1(t *testing.T) {
 	r := startRun(t, ns, privateStateDir(t), append([]string{"-s", "169.254.20.91"}, fastRun...)...)
 	r.waitStatus("the address", func(_ []byte, rep *StatusReport) bool { return rep.Configured == "169.254.20.91" })
 	path := r.path(".state.json")
+	// The state is written off the protocol path: wait until the save of
+	// the claim is on disk, or it could re-create the file under the test.
+	waitUntil(t, "the claim saved", func() bool {
+		b, err := os.ReadFile(path)
+		return err == nil && strings.Contains(string(b), "169.254.20.91")
+	})
 	os.RemoveAll(path)
 	if err := os.Mkdir(path, 0o700); err != nil { // rename(2) cannot replace a directory
 		t.Fatal(err)
