@@ -4,7 +4,6 @@ go 1.26.3
 
 require (
 	github.com/google/gopacket v1.1.19
-	github.com/songgao/water v0.0.0-20200317203138-2b4b6d7c09d8
 	golang.org/x/sys v0.43.0
 	gvisor.dev/gvisor v0.0.0-20260905035102-160fafc42237
 )

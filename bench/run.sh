@@ -4,24 +4,36 @@
 # where a baseline runs in the same script, the ratio is given.
 #
 #   engine   ns and allocations per ARP frame (autoip, autoip/acd; median of 5)
-#   TAP      ARP frames/s through TAP -> gVisor -> engine under a flood, and
-#            conflict-detection latency p50/p99, flat out and paced below
-#            saturation, against a plain TAP reader fed by the same sender
+#   TAP      ARP frames/s through TAP -> tap.Link -> gVisor NIC -> shim ->
+#            engine: capacity (queue drained by the path alone) against a
+#            plain TAP reader's in the same run, with and without the ARP
+#            fast path; conflict-detection latency p50/p99 flat out and paced
+#            at 0.8 x the rate the path sustains with the sender running
 #            (root)
+#   TCP      one TCP connection between a netstack and the kernel across a
+#            TAP, both ways: stack.New on tap.Link against the same stack on
+#            gVisor's fdbased endpoint, kernel-to-kernel over a veth as the
+#            ceiling (root)
+#   crowd    20 daemons started at once on one bridge: TAP really up ->
+#            probing started (root)
 #   claim    start -> BIND of the real autoipd at RFC defaults and at the
 #            fastest settings, against the engine's own schedule (root)
 #   sim      1,000- and 10,000-host boot storms
 #   daemon   stripped binary size, RSS bound and idle, CPU and wake-ups over
-#            BENCH_IDLE idle while bound (root for RSS/CPU)
+#            BENCH_IDLE idle while bound, then how fast it notices the TAP
+#            going down, up, away and back (root for RSS/CPU)
 #
 # Knobs (environment):
 #   BENCH_QUICK=1      CI smoke: every benchmark once, TAP flood of 20k frames,
-#                      one claim per setting, 5 s idle (a few minutes at most)
+#                      one claim per setting, 5 s idle, 1 s TCP runs, one
+#                      crowd round (a few minutes at most)
 #   BENCH_IDLE=60s     idle period for the CPU figure (Go duration)
 #   BENCH_REPS=5       repetitions of the TAP flood pair and of the fast claim
 #   AIP_FLOOD_FRAMES   frames per TAP flood (default 200000; quick 20000)
-#   BENCH_PACED_RATE   offered frames/s of the paced TAP floods (default 50000;
-#                      they send half as many frames as the unpaced ones)
+#   BENCH_PACED_RATE   offered frames/s of the paced TAP floods (default: 0.8 x
+#                      the rate the path sustained in the flat-out runs)
+#   AIP_TCP_SECONDS    length of each TCP transfer (default 3)
+#   BENCH_CROWD        daemons started at once (default 20)
 #   BENCH_KEEP=1       keep the work directory (raw outputs, daemon logs)
 #   BENCH_NO_ROOT=1    act as without root: skip the TAP and daemon rows
 #   GO=go              the go command
@@ -67,25 +79,30 @@ if [ "$QUICK" = 1 ]; then
 	ENGINE_COUNT=1
 	REPS=${BENCH_REPS:-1}
 	FRAMES=${AIP_FLOOD_FRAMES:-20000}
-	PACED_FRAMES=10000
+	PACED_FRAMES=20000
 	CLAIM_RFC_REPS=1
 	CLAIM_FAST_REPS=1
 	CLAIM_WAIT_REPS=1
 	SIM_COUNT=1
 	IDLE=${BENCH_IDLE:-5s}
+	TCP_SECONDS=1
+	CROWD_ROUNDS=1
 else
 	ENGINE_COUNT=5
 	REPS=${BENCH_REPS:-5}
 	FRAMES=${AIP_FLOOD_FRAMES:-200000}
-	PACED_FRAMES=100000
+	PACED_FRAMES=200000
 	CLAIM_RFC_REPS=5
 	CLAIM_FAST_REPS=$REPS
 	CLAIM_WAIT_REPS=3
 	SIM_COUNT=3
 	IDLE=${BENCH_IDLE:-60s}
+	TCP_SECONDS=${AIP_TCP_SECONDS:-3}
+	CROWD_ROUNDS=5
 fi
+CROWD=${BENCH_CROWD:-20}
 SETTLE=5s
-PACED_RATE=${BENCH_PACED_RATE:-50000}
+PACED_RATE=${BENCH_PACED_RATE:-50000} # replaced by 0.8 x the measured capacity unless set
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/aipbench.XXXXXX")
 BIN=$WORK/bin
@@ -182,6 +199,8 @@ sleep 1
 	echo "paced_frames=$PACED_FRAMES"
 	echo "paced_rate=$PACED_RATE"
 	echo "sim_count=$SIM_COUNT"
+	echo "tcp_seconds=$TCP_SECONDS"
+	echo "crowd=$CROWD"
 } >"$RES/meta.env"
 
 # ---- build ----
@@ -299,13 +318,18 @@ if [ "$IS_ROOT" = 1 ] && [ "${ns_ok:-0}" = 1 ]; then
 fi
 
 # ---- TAP flood ----
+# Interleaved per repetition: the plain reader (blast, drain), the netstack
+# path with the ARP fast path on as autoipd runs it (blast, drain) and, in
+# full runs, the path with the fast path off (drain). Then the paced runs,
+# offered 0.8 x the rate the path sustained above with the sender running.
 if [ "$IS_ROOT" != 1 ]; then
 	skip flood "needs root"
 	skip paced "needs root"
 else
-	say "TAP flood: $REPS × (plain reader baseline, netstack path), $FRAMES frames each"
+	say "TAP flood: $REPS × (plain reader, netstack path$([ "$QUICK" != 1 ] && echo ', path without the fast path')), $FRAMES frames each"
 	: >"$RES/flood.txt"
 	: >"$RES/rawflood.txt"
+	: >"$RES/floodoff.txt"
 	export AIP_FLOOD_FRAMES=$FRAMES
 	S=$(snap)
 	for i in $(seq "$REPS"); do
@@ -318,10 +342,28 @@ else
 			fail flood "BenchmarkTAPFloodConflictDetection failed"
 			break
 		fi
-		{ grep -h '^Benchmark' "$RES/rawflood.txt" | tail -n 2; grep -h '^Benchmark' "$RES/flood.txt" | tail -n 1; } | cut -c1-200 | sed 's/^/    /' >&2
+		if [ "$QUICK" != 1 ] && ! AIP_ARP_FASTPATH=0 run "$RES/floodoff.txt" tbin integration internal/integration -test.run '^$' -test.bench TAPFloodConflictDetection/drain -test.benchtime 1x; then
+			fail flood "BenchmarkTAPFloodConflictDetection/drain without the fast path failed"
+			break
+		fi
+		{ grep -h '^Benchmark' "$RES/rawflood.txt" | tail -n 2; grep -h '^Benchmark' "$RES/flood.txt" | tail -n 2; } | cut -c1-200 | sed 's/^/    /' >&2
 	done
 	if [ ! -f "$RES/flood.fail" ]; then
-		say "TAP flood paced at $PACED_RATE frames/s: $REPS × (plain reader, netstack path), $PACED_FRAMES frames each"
+		# The capacity that matters here is what the path sustains while
+		# the sender shares the machine with it: the blast runs' rate (the
+		# drain rate, the path alone, is not sustainable with a sender on
+		# the other CPU).
+		CAP=$("$BIN/aipbench" median -file "$RES/flood.txt" -bench BenchmarkTAPFloodConflictDetection/blast -unit frames/s) || CAP=
+		if [ -n "${BENCH_PACED_RATE:-}" ]; then
+			PACED_RATE=$BENCH_PACED_RATE
+		elif [ -n "$CAP" ]; then
+			PACED_RATE=$("$BIN/aipbench" median -file "$RES/flood.txt" -bench BenchmarkTAPFloodConflictDetection/blast -unit frames/s -scale 0.8)
+		fi
+		{
+			echo "path_capacity=${CAP:-}"
+			echo "paced_rate=$PACED_RATE"
+		} >>"$RES/meta.env"
+		say "TAP flood paced at $PACED_RATE frames/s (0.8 × the path's rate with the sender running, ${CAP:-?}/s): $REPS × (plain reader, netstack path), $PACED_FRAMES frames each"
 		: >"$RES/paced.txt"
 		: >"$RES/rawpaced.txt"
 		for i in $(seq "$REPS"); do
@@ -330,7 +372,7 @@ else
 				fail paced "BenchmarkTAPRawFlood/blast (paced) failed"
 				break
 			fi
-			if ! AIP_FLOOD_RATE=$PACED_RATE AIP_FLOOD_FRAMES=$PACED_FRAMES run "$RES/paced.txt" tbin integration internal/integration -test.run '^$' -test.bench TAPFloodConflictDetection -test.benchtime 1x; then
+			if ! AIP_FLOOD_RATE=$PACED_RATE AIP_FLOOD_FRAMES=$PACED_FRAMES run "$RES/paced.txt" tbin integration internal/integration -test.run '^$' -test.bench TAPFloodConflictDetection/blast -test.benchtime 1x; then
 				fail paced "BenchmarkTAPFloodConflictDetection (paced) failed"
 				break
 			fi
@@ -338,6 +380,37 @@ else
 		done
 	fi
 	section_busy flood "$S"
+fi
+
+# ---- TCP throughput: netstack on tap.Link vs on gVisor's fdbased ----
+if [ "$IS_ROOT" != 1 ]; then
+	skip tcp "needs root"
+else
+	say "TCP throughput: $REPS × (tap.Link, fdbased, veth) × (send, recv), ${TCP_SECONDS} s each"
+	: >"$RES/tcp.txt"
+	S=$(snap)
+	for i in $(seq "$REPS"); do
+		say "TCP $i/$REPS"
+		if ! AIP_TCP_SECONDS=$TCP_SECONDS run "$RES/tcp.txt" tbin bench bench -test.run '^$' -test.bench TCPThroughput -test.benchtime 1x; then
+			fail tcp "BenchmarkTCPThroughput failed"
+			break
+		fi
+		grep -h '^Benchmark' "$RES/tcp.txt" | tail -n 6 | cut -c1-120 | sed 's/^/    /' >&2
+	done
+	section_busy tcp "$S"
+fi
+
+# ---- start-up in a crowd: 20 daemons at once on one bridge ----
+if [ "$IS_ROOT" != 1 ] || [ "${ns_ok:-0}" != 1 ]; then
+	skip crowd "needs root"
+else
+	S=$(snap)
+	say "start-up: $CROWD daemons at once on one bridge, $CROWD_ROUNDS round(s)"
+	if ! ip netns exec "$NS" "$BIN/aipbench" crowd -autoipd "$BIN/autoipd" -n "$CROWD" -rounds "$CROWD_ROUNDS" \
+		-work "$WORK/crowd" -out "$RES/crowd.json"; then
+		fail crowd "aipbench crowd failed (BENCH_KEEP=1 keeps the daemon logs)"
+	fi
+	section_busy crowd "$S"
 fi
 
 # ---- simulator ----

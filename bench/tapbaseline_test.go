@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/internal/floodsend"
 	"github.com/autoip-project/autoip/internal/netns"
 	"github.com/autoip-project/autoip/tap"
 )
@@ -37,7 +38,9 @@ import (
 // benchmark does); "drain" holds the reader back until every frame is
 // queued and then times the reads alone (frames / time from the release to
 // the last read; no latency): the TAP's raw receive capacity, without the
-// sender competing for the CPU or waking the reader for every frame.
+// sender competing for the CPU or waking the reader for every frame. Drain
+// also reports cpu-frames/s: frames / the process's CPU time over the same
+// span, the capacity on a core of its own (robust against other tenants).
 //
 // AIP_FLOOD_RATE paces the sender (frames/s) as it paces the flood
 // benchmark.
@@ -115,6 +118,7 @@ func rawFloodOnce(b *testing.B, frames, every, rate int, drain bool) {
 	got := make([]time.Time, conflicts)
 	var count atomic.Int64
 	var last atomic.Int64
+	var cpuEnd atomic.Int64 // process CPU time when the last frame was read
 	done := make(chan struct{})
 	gate := make(chan struct{})
 	if !drain {
@@ -135,7 +139,9 @@ func rawFloodOnce(b *testing.B, frames, every, rate int, drain bool) {
 					got[k] = now
 				}
 			}
-			count.Add(1)
+			if count.Add(1) == int64(frames) {
+				cpuEnd.Store(int64(cpuTime()))
+			}
 			last.Store(now.UnixNano())
 		}
 	}()
@@ -148,42 +154,31 @@ func rawFloodOnce(b *testing.B, frames, every, rate int, drain bool) {
 		p := acd.Packet{Op: acd.OpRequest, SenderHW: src, SenderIP: netip.AddrFrom4([4]byte{169, 254, 200, byte(i)}), TargetIP: netip.AddrFrom4([4]byte{169, 254, 201, byte(i)})}
 		unrelated[i] = acd.Frame{Dst: acd.BroadcastMAC, Src: src, Packet: p}.AppendBinary(nil)
 	}
-	send := func(frame []byte) error {
-		var dst [8]byte
-		copy(dst[:], frame[:6])
-		return unix.Sendto(fd, frame, 0, &unix.SockaddrLinklayer{Ifindex: ifindex, Halen: 6, Addr: dst})
+	if err := floodsend.Prepare(fd); err != nil {
+		b.Fatal(err)
+	}
+	isConflict := func(i int) bool { return i%every == every-1 && i/every < conflicts }
+	frame := func(i int) []byte {
+		if !isConflict(i) {
+			return unrelated[i%len(unrelated)]
+		}
+		p := acd.Announcement(peerMAC, ours)
+		binary.BigEndian.PutUint32(p.TargetHW[2:], uint32(i/every))
+		return acd.Frame{Dst: acd.BroadcastMAC, Src: peerMAC, Packet: p}.AppendBinary(nil)
 	}
 	start := time.Now()
-	k := 0
-	for i := 0; i < frames; i++ {
-		if rate > 0 && i%100 == 0 {
-			// Paced exactly as BenchmarkTAPFloodConflictDetection paces.
-			if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); d > 0 {
-				time.Sleep(d)
-			}
+	if err := floodsend.Run(fd, frames, rate, frame, func(i int, t time.Time) {
+		if isConflict(i) {
+			sent[i/every] = t
 		}
-		f := unrelated[i%len(unrelated)]
-		if i%every == every-1 && k < conflicts {
-			p := acd.Announcement(peerMAC, ours)
-			binary.BigEndian.PutUint32(p.TargetHW[2:], uint32(k))
-			f = acd.Frame{Dst: acd.BroadcastMAC, Src: peerMAC, Packet: p}.AppendBinary(nil)
-			sent[k] = time.Now()
-			k++
-		}
-		for tries := 0; ; tries++ {
-			err := send(f)
-			if err == nil {
-				break
-			}
-			if tries > 10000 {
-				b.Fatalf("frame %d: send keeps failing: %v", i, err)
-			}
-			time.Sleep(50 * time.Microsecond)
-		}
+	}); err != nil {
+		b.Fatal(err)
 	}
 	sendDur := time.Since(start)
+	var cpu0 time.Duration
 	if drain {
 		start = time.Now()
+		cpu0 = cpuTime()
 		close(gate)
 	}
 	// Wait until the reader has drained the queue (500 ms without a frame).
@@ -201,6 +196,11 @@ func rawFloodOnce(b *testing.B, frames, every, rate int, drain bool) {
 	}
 	<-done
 	n := count.Load()
+	cpu := time.Duration(cpuEnd.Load())
+	if cpu == 0 {
+		cpu = cpuTime()
+	}
+	cpu -= cpu0
 	var lat []time.Duration
 	for i := range got {
 		if !got[i].IsZero() && !sent[i].IsZero() {
@@ -222,5 +222,20 @@ func rawFloodOnce(b *testing.B, frames, every, rate int, drain bool) {
 	if !drain {
 		b.ReportMetric(pct(0.50), "p50-ms")
 		b.ReportMetric(pct(0.99), "p99-ms")
+	} else {
+		b.ReportMetric(float64(n)/cpu.Seconds(), "cpu-frames/s")
 	}
+}
+
+// cpuTime is the CPU time (user + system) this process has used. In the
+// drain runs nothing but the reader works while the queue is drained, so
+// frames / CPU time is the reader's capacity on a core of its own, which
+// other tenants of the machine do not disturb as they disturb the wall
+// clock.
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

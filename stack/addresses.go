@@ -407,9 +407,11 @@ func (c *Client) managedDeadlineLocked() (time.Time, bool) {
 // pendingRoutableLocked reports whether a managed address is on its way
 // to the NIC: for the flag form's yield, it counts as routable already, so
 // link-local does not start probing only to give way a few seconds later.
+// One waiting for the link counts too: it is probed the moment the link
+// comes up, and link-local must not race it.
 func (c *Client) pendingRoutableLocked() bool {
 	for _, m := range c.managed {
-		if m.state == AddrProbing || m.state == AddrConfigured {
+		if m.state == AddrProbing || m.state == AddrConfigured || m.state == AddrLinkDown {
 			return true
 		}
 	}

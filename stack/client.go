@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,6 +113,13 @@ type Client struct {
 	onAddr    func(AddressEvent)
 	stopLink  func()
 	hw        acd.MAC
+	v4        gvstack.AddressableEndpoint // the NIC's IPv4 endpoint, for the ARP fast path; nil if none
+
+	// The NIC's IPv4 addresses and subnet broadcasts for the Shim's ARP
+	// fast path (refreshLocal).
+	local   atomic.Pointer[[]uint32]
+	localMu sync.Mutex
+	adding  netip.Addr // guarded by localMu
 
 	mu         sync.Mutex
 	eng        *autoip.Engine
@@ -219,9 +227,13 @@ func Attach(s *gvstack.Stack, nic tcpip.NICID, shim *Shim, cfg ClientConfig) (*C
 			return nil, fmt.Errorf("autoip attach: %w", err)
 		}
 	}
+	if ep, err := s.GetNetworkEndpoint(nic, header.IPv4ProtocolNumber); err == nil {
+		c.v4, _ = ep.(gvstack.AddressableEndpoint)
+	}
 	if !shim.claim(c) {
 		return nil, fmt.Errorf("autoip attach: NIC %d: %w", nic, ErrAttached)
 	}
+	c.refreshLocal()
 	watch := cfg.LinkState
 	if watch == nil {
 		watch, _ = shim.link.(LinkStateWatcher)
@@ -357,6 +369,7 @@ func (c *Client) Reannounce() error {
 // changing the NIC's addresses or the route table; Stack.AddAddress and
 // Stack.RemoveAddress call it.
 func (c *Client) Resync() {
+	c.refreshLocal()
 	routable := c.routable()
 	c.step(func(now time.Time) {
 		c.eng.SetRoutable(now, routable.IsValid() || c.pendingRoutableLocked())
@@ -411,6 +424,69 @@ func (c *Client) handleFrame(frame []byte) acd.Verdict {
 		c.perform()
 	}
 	return v
+}
+
+// netstackIgnores reports whether netstack would do nothing with the
+// inbound ARP frame but count it: a well-formed Ethernet/IPv4 request whose
+// target is none of the NIC's addresses (nor the broadcast address of one
+// of their subnets), as the client knows them (see refreshLocal). It takes
+// no lock and allocates nothing.
+func (c *Client) netstackIgnores(frame []byte) bool {
+	if len(frame) < header.EthernetMinimumSize+header.ARPSize {
+		return false
+	}
+	a := header.ARP(frame[header.EthernetMinimumSize:])
+	if !a.IsValid() || a.Op() != header.ARPRequest {
+		return false
+	}
+	local := c.local.Load()
+	if local == nil {
+		return false
+	}
+	target := binary.BigEndian.Uint32(a.ProtocolAddressTarget())
+	for _, v := range *local {
+		if v == target {
+			return false
+		}
+	}
+	return true
+}
+
+// refreshLocal re-reads the NIC's IPv4 addresses for netstackIgnores: each
+// address, the broadcast address of its subnet where gVisor's ARP answers
+// for it (prefixes up to /30), and the address the client is adding right
+// now. It runs at Attach, at Resync and around the client's own address
+// changes.
+func (c *Client) refreshLocal() {
+	if c.v4 == nil {
+		return
+	}
+	c.localMu.Lock()
+	defer c.localMu.Unlock()
+	set := make([]uint32, 0, 4)
+	for _, p := range c.v4.PermanentAddresses() {
+		if p.Address.Len() != header.IPv4AddressSize {
+			continue
+		}
+		v := binary.BigEndian.Uint32(p.Address.AsSlice())
+		set = append(set, v)
+		if p.PrefixLen <= 30 {
+			set = append(set, v|(1<<(32-p.PrefixLen)-1))
+		}
+	}
+	if c.adding.IsValid() {
+		set = append(set, binary.BigEndian.Uint32(c.adding.AsSlice()))
+	}
+	c.local.Store(&set)
+}
+
+// setAdding records the address the client is about to add (invalid: none)
+// and refreshes the local set.
+func (c *Client) setAdding(a netip.Addr) {
+	c.localMu.Lock()
+	c.adding = a
+	c.localMu.Unlock()
+	c.refreshLocal()
 }
 
 func (c *Client) onTimer(gen uint64) {

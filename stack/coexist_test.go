@@ -335,3 +335,42 @@ func TestR20_HintFollowsRoutableAddress(t *testing.T) {
 		t.Errorf("source towards 172.16.0.1 is %v after re-claiming, want %v", got, other.Addr())
 	}
 }
+
+// TestR21_StaticWaitingForLinkYields: a static address given at attach
+// (ClientConfig.Static, autoipd's -addr) while the link is down is on its
+// way to the NIC like one being probed: with YieldToRoutable, when the link
+// comes up only the static address is probed, link-local not at all (seen
+// first in autoipd, which attaches before it opens the TAP). The same after
+// a link flap with the static address configured.
+func TestR21_StaticWaitingForLinkYields(t *testing.T) {
+	h := newHub(t)
+	a := h.addHost(hostCfg{noAutoIP: true})
+	link := &fakeLinkState{}
+	c, err := Attach(a.s.GVisor(), a.s.NIC(), a.s.Shim(), ClientConfig{
+		LinkState: link, Static: []netip.Prefix{routable},
+		Engine: autoip.Config{YieldToRoutable: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.s.client = c
+	h.runFor(time.Minute)
+	llProbes := func() int {
+		return len(h.arpFrom(0, a.idx, func(f acd.Frame) bool { return f.IsProbe() && f.TargetIP != routable.Addr() }))
+	}
+	for round := range 2 {
+		link.set(true)
+		h.runFor(time.Minute)
+		if !a.has(routable.Addr()) {
+			t.Fatalf("round %d: static %v not configured", round, routable)
+		}
+		if n := llProbes(); n != 0 {
+			t.Fatalf("round %d: %d link-local probes while a static address was on its way:\n%s", round, n, h.dump(0))
+		}
+		if st := c.Status(); st.State != autoip.StateSuspended {
+			t.Errorf("round %d: state %v, want suspended", round, st.State)
+		}
+		link.set(false)
+		h.runFor(time.Second)
+	}
+}

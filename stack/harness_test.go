@@ -153,6 +153,8 @@ type hostCfg struct {
 	wrap func(gvstack.LinkEndpoint) gvstack.LinkEndpoint
 	// seed perturbs the netstack seeds.
 	seed int64
+	// fastARP turns the Shim's ARP fast path on (Options.ARPFastPath).
+	fastARP bool
 }
 
 // host is one netstack on the hub.
@@ -197,12 +199,13 @@ func (h *hub) addHost(hc hostCfg) *host {
 		}
 	}
 	opts := Options{
-		Link:       link,
-		NICName:    fmt.Sprintf("h%d", i),
-		Clock:      h.clk,
-		NoTCP:      true,
-		RandSource: rand.NewSource(1000*int64(i+1) + hc.seed),
-		SecureRNG:  rand.New(rand.NewSource(2000*int64(i+1) + hc.seed)),
+		Link:        link,
+		NICName:     fmt.Sprintf("h%d", i),
+		Clock:       h.clk,
+		NoTCP:       true,
+		RandSource:  rand.NewSource(1000*int64(i+1) + hc.seed),
+		SecureRNG:   rand.New(rand.NewSource(2000*int64(i+1) + hc.seed)),
+		ARPFastPath: hc.fastARP,
 	}
 	if !hc.noAutoIP && hc.beforeStart == nil {
 		opts.AutoIP = &cfg

@@ -22,10 +22,12 @@ func (c *Client) configureManaged(j *job) {
 	a := j.prefix.Addr()
 	c.shim.dead.drop(a)
 	if !c.hasAddress(a) {
+		c.setAdding(a) // the ARP fast path must pass requests for it from the moment it is added
 		err := c.s.AddProtocolAddress(c.nic, tcpip.ProtocolAddress{
 			Protocol:          ipv4.ProtocolNumber,
 			AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4(a.As4()), PrefixLen: j.prefix.Bits()},
 		}, gvstack.AddressProperties{PEB: gvstack.FirstPrimaryEndpoint})
+		c.setAdding(netip.Addr{})
 		if err != nil {
 			c.stackErr.Add(1)
 			c.log.Error("adding address failed; it is not configured", "addr", j.prefix, "source", j.source.String(), "err", tcpipErr("add address", err))
@@ -55,6 +57,7 @@ func (c *Client) unconfigureManaged(p netip.Prefix) {
 			c.log.Error("removing address failed", "addr", p, "err", tcpipErr("remove address", err))
 		}
 	}
+	c.refreshLocal()
 	c.setOwnRoutes(a, nil)
 	c.routableChanged()
 }

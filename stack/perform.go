@@ -167,10 +167,12 @@ func (c *Client) setBound(a netip.Addr) {
 
 func (c *Client) addAddress(a netip.Addr) {
 	c.shim.dead.drop(a)
+	c.setAdding(a) // netstack answers for it from the moment it is added
 	err := c.s.AddProtocolAddress(c.nic, tcpip.ProtocolAddress{
 		Protocol:          ipv4.ProtocolNumber,
 		AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4(a.As4()), PrefixLen: 16},
 	}, gvstack.AddressProperties{PEB: gvstack.CanBePrimaryEndpoint, Disp: &addrWatch{c: c, addr: a}})
+	c.setAdding(netip.Addr{})
 	if err != nil {
 		if _, dup := err.(*tcpip.ErrDuplicateAddress); !dup {
 			// Not on the NIC: WaitBound must not hand it out.
@@ -191,6 +193,7 @@ func (c *Client) removeAddress(a netip.Addr) {
 	c.removing.Store(true)
 	err := c.s.RemoveAddress(c.nic, tcpip.AddrFrom4(a.As4()))
 	c.removing.Store(false)
+	c.refreshLocal()
 	if err != nil {
 		if _, gone := err.(*tcpip.ErrBadLocalAddress); !gone {
 			c.stackErr.Add(1)

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -26,8 +27,14 @@ type Shim struct {
 	owner  atomic.Pointer[Client]
 	dhcpOn atomic.Bool // the owner runs DHCP: datagrams to port 68 are its
 	dead   tombstones  // given-up addresses whose TCP segments get a RST
+	// hooked: the link hands every inbound frame to inbound before it
+	// makes a PacketBuffer (a tap.Link endpoint does), so ARP is screened
+	// there and DeliverNetworkPacket only passes it on.
+	hooked  bool
+	fastARP atomic.Bool
 
 	arpIn      atomic.Uint64
+	bypassed   atomic.Uint64
 	notARP     atomic.Uint64
 	dropped    atomic.Uint64
 	rewritten  atomic.Uint64
@@ -46,7 +53,11 @@ var _ gvstack.NetworkDispatcher = (*Shim)(nil)
 // endpoint wrapped by sniffer. If link reports its state (LinkStateWatcher,
 // as tap.Link's endpoint does), Attach wires that state into the Client. A
 // wrapper such as sniffer hides it: then give the TAP's endpoint as
-// ClientConfig.LinkState, or the link counts as always up.
+// ClientConfig.LinkState, or the link counts as always up. If link takes an
+// inbound hook (InboundHooker, as tap.Link's endpoint does), the Shim
+// installs one and screens ARP there, on the link's read buffer, before
+// gVisor makes a PacketBuffer for the frame; a frame kept from netstack then
+// costs no PacketBuffer at all.
 func NewShim(link gvstack.LinkEndpoint) (*Shim, error) {
 	if link == nil {
 		return nil, errors.New("autoip shim: nil link")
@@ -63,7 +74,66 @@ func NewShim(link gvstack.LinkEndpoint) (*Shim, error) {
 	}
 	s := &Shim{link: link}
 	s.Endpoint.Init(ethernet.New(link), s)
+	if h, ok := link.(InboundHooker); ok {
+		s.hooked = true
+		h.SetInboundHook(s.inbound)
+	}
 	return s, nil
+}
+
+// InboundHooker is implemented by links that can show each inbound frame
+// to a hook before making a PacketBuffer for it, such as the endpoint of a
+// tap.Link. The hook returns false to consume the frame.
+type InboundHooker interface {
+	SetInboundHook(h func(frame []byte) (deliver bool))
+}
+
+// SetARPFastPath turns the ARP fast path on or off (default off). On, an
+// inbound ARP request whose target is none of the NIC's addresses is kept
+// from netstack once the engine has seen it: netstack would only count and
+// ignore it (gVisor's ARP answers requests for the NIC's own addresses and
+// their subnet broadcasts only, and learns nothing from the others), so
+// under an ARP flood such frames cost the engine's check and a look at a
+// short list, and over a tap.Link not even a PacketBuffer. The NIC's
+// addresses are those the owning Client knows of: its own, and those the
+// NIC had at Attach or at the last Client.Resync (Stack.AddAddress and
+// RemoveAddress call it; an application that changes the NIC's addresses
+// straight in gVisor must call Resync anyway, for the coexistence rules):
+// requests for an address added without a Resync are kept from netstack
+// until the next one. What else changes: netstack's ARP counters no longer
+// count those requests, packet endpoints or sniffers attached above the
+// Shim do not see them, and a NIC with spoofing on (which answers for any
+// address) no longer answers them: leave the fast path off there. It needs
+// an owner (Attach); without one every frame goes to netstack.
+// Stats.Bypassed counts the requests kept out.
+func (s *Shim) SetARPFastPath(on bool) { s.fastARP.Store(on) }
+
+// inbound is the link's inbound hook: ARP frames are screened on the raw
+// frame, before any PacketBuffer exists.
+func (s *Shim) inbound(frame []byte) bool {
+	if len(frame) < header.EthernetMinimumSize || binary.BigEndian.Uint16(frame[12:14]) != uint16(header.ARPProtocolNumber) {
+		return true
+	}
+	return s.screenARP(frame)
+}
+
+// screenARP counts an inbound ARP frame (Ethernet header included), hands
+// it to the owner and reports whether netstack gets it.
+func (s *Shim) screenARP(frame []byte) bool {
+	s.arpIn.Add(1)
+	c := s.owner.Load()
+	if c == nil {
+		return true
+	}
+	if c.handleFrame(frame).Drop() {
+		s.dropped.Add(1)
+		return false
+	}
+	if s.fastARP.Load() && c.netstackIgnores(frame) {
+		s.bypassed.Add(1)
+		return false
+	}
+	return true
 }
 
 // claim makes c the Shim's owner; it fails if another Client owns it.
@@ -73,16 +143,16 @@ func (s *Shim) claim(c *Client) bool { return s.owner.CompareAndSwap(nil, c) }
 func (s *Shim) release(c *Client) { s.owner.CompareAndSwap(c, nil) }
 
 // DeliverNetworkPacket implements gvstack.NetworkDispatcher: ARP frames go
-// to the owner first and are dropped if its verdict says so.
+// to the owner first and are dropped if its verdict says so (or, with the
+// fast path, if netstack would ignore them). Over a link with an inbound
+// hook that was done before the frame got here.
 func (s *Shim) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *gvstack.PacketBuffer) {
 	if proto == header.ARPProtocolNumber {
-		s.arpIn.Add(1)
-		if c := s.owner.Load(); c != nil {
+		if !s.hooked { // else inbound has screened it already
 			v := gvstack.PayloadSince(pkt.LinkHeader())
-			verdict := c.handleFrame(v.AsSlice())
+			deliver := s.screenARP(v.AsSlice())
 			v.Release()
-			if verdict.Drop() {
-				s.dropped.Add(1)
+			if !deliver {
 				return
 			}
 		}
@@ -237,9 +307,13 @@ func (s *Shim) InjectOutbound(frame []byte) error {
 
 // ShimStats counts what a Shim did.
 type ShimStats struct {
-	ARPIn     uint64 `json:"arp_in"`    // inbound ARP frames seen
-	NotARP    uint64 `json:"not_arp"`   // inbound frames of other EtherTypes, passed on
-	Dropped   uint64 `json:"dropped"`   // inbound ARP frames kept from netstack
+	ARPIn   uint64 `json:"arp_in"`  // inbound ARP frames seen
+	NotARP  uint64 `json:"not_arp"` // inbound frames of other EtherTypes, passed on
+	Dropped uint64 `json:"dropped"` // inbound ARP frames kept from netstack: the engine's verdict (conflicts, own echoes, malformed, ...)
+	// Bypassed counts inbound ARP requests for none of the NIC's addresses
+	// kept from netstack by the fast path (SetARPFastPath) after the
+	// engine saw them.
+	Bypassed  uint64 `json:"bypassed"`
 	Rewritten uint64 `json:"rewritten"` // outgoing ARP made broadcast
 	// Redirected counts IPv4 packets with a link-local source or
 	// destination that netstack routed to a gateway and that were sent
@@ -256,7 +330,7 @@ type ShimStats struct {
 // Stats returns the counters.
 func (s *Shim) Stats() ShimStats {
 	return ShimStats{
-		ARPIn: s.arpIn.Load(), NotARP: s.notARP.Load(), Dropped: s.dropped.Load(), Rewritten: s.rewritten.Load(),
+		ARPIn: s.arpIn.Load(), NotARP: s.notARP.Load(), Dropped: s.dropped.Load(), Bypassed: s.bypassed.Load(), Rewritten: s.rewritten.Load(),
 		Redirected: s.redirected.Load(), NotRouted: s.notRouted.Load(), Resets: s.resets.Load(),
 	}
 }

@@ -39,6 +39,11 @@ type Options struct {
 	NoTCP bool
 	// AutoIP configures the client. Nil: no AutoIP, static addresses only.
 	AutoIP *ClientConfig
+	// ARPFastPath keeps inbound ARP requests for none of the NIC's
+	// addresses from netstack once the client's engine has seen them (see
+	// Shim.SetARPFastPath for what that changes). For programs that own
+	// the stack, such as autoipd; off by default.
+	ARPFastPath bool
 }
 
 // Stack is a gVisor stack with one Ethernet NIC, its Shim and, optionally,
@@ -63,6 +68,7 @@ func New(opts Options) (*Stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stack: %w", err)
 	}
+	shim.SetARPFastPath(opts.ARPFastPath)
 	tps := []gvstack.TransportProtocolFactory{icmp.NewProtocol4, udp.NewProtocol}
 	if !opts.NoTCP {
 		tps = append(tps, tcp.NewProtocol)

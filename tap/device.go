@@ -5,7 +5,6 @@ package tap
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"syscall"
 	"unicode"
 
-	"github.com/songgao/water"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,9 +38,9 @@ type Config struct {
 
 	// Create creates the TAP if it does not exist. A TAP created this way is
 	// not persistent: it lives only while the Device is open. Whether or not
-	// Create is set, an existing TAP is attached to and left persistent
-	// (water always issues TUNSETPERSIST, so Open passes Persist: true when
-	// attaching; passing false would clear the persistence of the TAP).
+	// Create is set, an existing TAP is attached to and its persistence left
+	// as it is (Open issues TUNSETIFF only: no TUNSETPERSIST, which would
+	// take the kernel's RTNL lock a second time).
 	//
 	// With Create false, Open fails with ErrNotExist if the TAP is missing.
 	Create bool
@@ -94,7 +92,7 @@ type Device struct {
 	name    string
 	index   int
 	created bool
-	f       io.ReadWriteCloser // the *os.File made by water: non-blocking, poller-driven
+	f       *os.File // /dev/net/tun attached to the TAP: non-blocking, poller-driven
 
 	closeOnce sync.Once
 	closeErr  error
@@ -135,44 +133,32 @@ func openWith(ctl int, cfg Config) (*Device, error) {
 	if !exists && !cfg.Create {
 		return nil, opErr("open", name, ErrNotExist)
 	}
-	ifce, err := water.New(water.Config{
-		DeviceType: water.TAP,
-		PlatformSpecificParams: water.PlatformSpecificParams{
-			Name:    name,
-			Persist: exists, // keep an existing TAP persistent; a created one dies with its fd
-		},
-	})
+	f, err := attachTAP(name)
 	if err != nil {
 		var errno syscall.Errno
-		if errors.As(err, &errno) {
-			var sysErr *os.SyscallError
-			if !errors.As(err, &sysErr) {
-				// water returns the error of open(2) bare.
-				err = &os.PathError{Op: "open", Path: "/dev/net/tun", Err: err}
-			} else if errno == unix.EINVAL && exists {
-				err = fmt.Errorf("%w (the interface exists but is not a single-queue TAP)", err)
-			}
+		if errors.As(err, &errno) && errno == unix.EINVAL && exists {
+			err = fmt.Errorf("%w (the interface exists but is not a single-queue TAP)", err)
 		}
 		return nil, opErr("open", name, err)
 	}
-	d := &Device{name: ifce.Name(), created: !exists, f: ifce.ReadWriteCloser}
+	d := &Device{name: name, created: !exists, f: f}
 	after, err := ifIndex(ctl, name)
 	if err == nil {
 		d.index = after
 	}
 	if exists && err == nil && after != before {
-		// The TAP was deleted between the check and TUNSETIFF, so water
-		// created a new one, persistent. Make it non-persistent so that it
-		// disappears with its fd and does not outlive us.
-		if perr := d.setPersist(false); perr != nil {
-			_ = d.Close()
-			return nil, opErr("open", name, fmt.Errorf("TAP was re-created during open; clearing persistence: %w", perr))
+		// The TAP was deleted between the check and TUNSETIFF: either
+		// TUNSETIFF created a new one, which is not persistent and
+		// disappears with our fd, or someone made it again in between
+		// (ip tuntap add: persistent), which we attached to as to any
+		// existing TAP.
+		if persistent, perr := d.persistent(); perr != nil || !persistent {
+			if !cfg.Create {
+				_ = d.Close()
+				return nil, opErr("open", name, ErrNotExist)
+			}
+			d.created = true
 		}
-		if !cfg.Create {
-			_ = d.Close()
-			return nil, opErr("open", name, ErrNotExist)
-		}
-		d.created = true
 	}
 	return d, nil
 }
@@ -222,31 +208,54 @@ func (d *Device) Close() error {
 	return d.closeErr
 }
 
-// setPersist issues TUNSETPERSIST on the TAP fd. It uses SyscallConn rather
-// than os.File.Fd, which would switch the fd to blocking mode.
-func (d *Device) setPersist(on bool) error {
-	sc, ok := d.f.(syscall.Conn)
-	if !ok {
-		return errors.New("TAP file has no SyscallConn")
-	}
-	rc, err := sc.SyscallConn()
+// attachTAP opens /dev/net/tun (non-blocking, close-on-exec) and attaches
+// it to the TAP name with TUNSETIFF (IFF_TAP|IFF_NO_PI), creating the TAP
+// if it does not exist. An open(2) error comes as an *os.PathError, an
+// ioctl error as an *os.SyscallError.
+func attachTAP(name string) (*os.File, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return nil, &os.PathError{Op: "open", Path: "/dev/net/tun", Err: err}
 	}
-	v := 0
-	if on {
-		v = 1
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%w: %v", errInvalidName, err)
 	}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("ioctl TUNSETIFF", err)
+	}
+	return os.NewFile(uintptr(fd), "/dev/net/tun"), nil
+}
+
+// persistent reports whether the TAP is persistent (TUNGETIFF's
+// IFF_PERSIST). It uses SyscallConn rather than os.File.Fd, which would
+// switch the fd to blocking mode.
+func (d *Device) persistent() (bool, error) {
+	rc, err := d.f.SyscallConn()
+	if err != nil {
+		return false, err
+	}
+	var flags uint16
 	var ierr error
 	if err := rc.Control(func(fd uintptr) {
-		ierr = unix.IoctlSetInt(int(fd), unix.TUNSETPERSIST, v)
+		ifr, err := unix.NewIfreq(d.name)
+		if err != nil {
+			ierr = err
+			return
+		}
+		if ierr = unix.IoctlIfreq(int(fd), unix.TUNGETIFF, ifr); ierr == nil {
+			flags = ifr.Uint16()
+		}
 	}); err != nil {
-		return err
+		return false, err
 	}
 	if ierr != nil {
-		return os.NewSyscallError("ioctl TUNSETPERSIST", ierr)
+		return false, os.NewSyscallError("ioctl TUNGETIFF", ierr)
 	}
-	return nil
+	return flags&unix.IFF_PERSIST != 0, nil
 }
 
 // Exists reports whether an interface called name exists in the network

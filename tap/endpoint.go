@@ -4,6 +4,7 @@ package tap
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -25,23 +26,47 @@ type Endpoint struct {
 	l   *Link
 	mtu uint32
 
-	mu   sync.RWMutex
-	disp stack.NetworkDispatcher
-	mac  tcpip.LinkAddress // set by SetLinkAddress; empty means the Link's MAC
+	disp atomic.Pointer[dispatcherBox] // nil: not attached
+	hook atomic.Pointer[func(frame []byte) bool]
+
+	mu  sync.RWMutex
+	mac tcpip.LinkAddress // set by SetLinkAddress; empty means the Link's MAC
 }
+
+// dispatcherBox holds an attached dispatcher (an interface value cannot be
+// stored in an atomic.Pointer directly).
+type dispatcherBox struct{ d stack.NetworkDispatcher }
 
 var _ stack.LinkEndpoint = (*Endpoint)(nil)
 
 func (e *Endpoint) dispatcher() stack.NetworkDispatcher {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return e.disp
+	if b := e.disp.Load(); b != nil {
+		return b.d
+	}
+	return nil
+}
+
+// SetInboundHook installs h (nil removes it). While a dispatcher is
+// attached, h sees every inbound frame that passed the MAC filter, on the
+// Link's reader goroutine, before any gVisor PacketBuffer is made for it:
+// if h returns false the frame is consumed there and never reaches the
+// dispatcher. The frame is valid only during the call and must not be
+// modified. The stack package's Shim installs one, so that ARP reaches the
+// AutoIP engine straight from the read buffer and frames that netstack
+// must not see (or does not need to) cost no PacketBuffer.
+func (e *Endpoint) SetInboundHook(h func(frame []byte) (deliver bool)) {
+	if h == nil {
+		e.hook.Store(nil)
+		return
+	}
+	e.hook.Store(&h)
 }
 
 // WatchLinkState calls f with whether the TAP is usable now and again at
 // every change, in order and never concurrently, until stop is called. The
 // first call happens before WatchLinkState returns; later ones come from
-// the Link's monitor goroutine. f must not block for long and must not
+// the Link's monitor goroutine (or from Open's caller, for the check Open
+// makes). f must not block for long and must not
 // call the Link's Close. The stack package finds this method and wires the
 // link state into its client by itself.
 func (e *Endpoint) WatchLinkState(f func(up bool)) (stop func()) { return e.l.watchLinkState(f) }
@@ -68,9 +93,11 @@ func (e *Endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) 
 
 // Attach implements stack.LinkEndpoint.
 func (e *Endpoint) Attach(d stack.NetworkDispatcher) {
-	e.mu.Lock()
-	e.disp = d
-	e.mu.Unlock()
+	if d == nil {
+		e.disp.Store(nil)
+		return
+	}
+	e.disp.Store(&dispatcherBox{d: d})
 }
 
 // IsAttached implements stack.LinkEndpoint.

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -51,11 +53,23 @@ type LinkConfig struct {
 	// ethernet.New(l.Endpoint()).MTU() reports MTU.
 	MTU uint32
 
-	// CheckInterval is how often the monitor checks the TAP with one
-	// SIOCGIFFLAGS ioctl (default 1s). This is the only periodic work a Link
-	// does; it bounds how long a down/up/delete/re-create that produces no
-	// read or write error takes to be noticed.
+	// CheckInterval is how often the monitor polls the TAP's state with one
+	// SIOCGIFFLAGS ioctl when the kernel's link notifications cannot be
+	// had (default 1s). Normally the Link subscribes to them (an rtnetlink
+	// socket bound to the RTMGRP_LINK group in the TAP's namespace: it only
+	// listens, it configures nothing) and checks the TAP only when the
+	// kernel reports a change of a link of the TAP's name or index, when a
+	// read or write fails, and when the notifications overflow: it then
+	// does no periodic work at all. CheckInterval also bounds how long a
+	// change takes to be noticed once the Link has fallen back to polling.
 	CheckInterval time.Duration
+
+	// DeferOpen makes NewLink touch no TAP: the Link is down, its Endpoint
+	// can be given to a stack, and Open makes the first open. A TAP comes
+	// up (the kernel marks it running) when a reader attaches, so a program
+	// that opens it last, once everything else is ready, starts working
+	// within moments of the link really being up.
+	DeferOpen bool
 
 	// OnLinkChange, if set, is called when the TAP becomes usable (it
 	// exists and is IFF_UP and IFF_RUNNING) or stops being usable (down, no
@@ -73,7 +87,8 @@ type LinkConfig struct {
 
 // LinkStats are cumulative counters of a Link.
 type LinkStats struct {
-	RxFrames    uint64 `json:"rx_frames"`    // frames handed to the channel endpoint
+	RxFrames    uint64 `json:"rx_frames"`    // frames handed to the endpoint's inbound hook or dispatcher
+	RxHooked    uint64 `json:"rx_hooked"`    // of those, frames the inbound hook consumed (the AutoIP shim: conflicts, ARP netstack need not see)
 	RxFiltered  uint64 `json:"rx_filtered"`  // frames dropped: unicast to another MAC, or shorter than an Ethernet header
 	TxFrames    uint64 `json:"tx_frames"`    // frames written to the TAP
 	TxNotSent   uint64 `json:"tx_not_sent"`  // frames refused to the stack: no usable TAP fd, or the write failed (link down, TAP deleted, ...)
@@ -92,6 +107,11 @@ type Link struct {
 	log  *slog.Logger
 	ns   *netnsHandle // namespace NewLink was called in
 	ctl  int          // ioctl socket in that namespace
+	// notify is an rtnetlink socket subscribed to link changes in that
+	// namespace; nil when none could be had (the monitor then polls).
+	notify  *os.File
+	polling atomic.Bool  // the monitor polls every CheckInterval
+	index   atomic.Int32 // ifindex of the TAP last opened
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -103,6 +123,7 @@ type Link struct {
 	broken  bool          // dev failed; the monitor will close it
 	changed chan struct{} // closed (and replaced) whenever dev/broken change
 	closed  bool
+	started bool // the first open was made and the goroutines run
 
 	up atomic.Bool
 
@@ -111,10 +132,13 @@ type Link struct {
 	watchSeq int
 
 	// Monitor-goroutine state.
-	opened     bool   // some open has succeeded
-	lastOpenEr string // last open error logged, to log each distinct one once
+	opened     bool          // some open has succeeded
+	failing    bool          // the last check could not open or read the TAP: retry
+	retry      time.Duration // the current retry delay
+	openedAt   time.Time     // when the TAP was last opened
+	lastOpenEr string        // last open error logged, to log each distinct one once
 
-	rxFrames, rxFiltered, txFrames, txNotSent, reopens, linkChanges atomic.Uint64
+	rxFrames, rxHooked, rxFiltered, txFrames, txNotSent, reopens, linkChanges atomic.Uint64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -123,12 +147,15 @@ type Link struct {
 // NewLink opens the TAP described by cfg.Device in the network namespace of
 // the calling OS thread and starts the Link's reader and monitor
 // goroutines. If the TAP does not exist and cfg.Device.Create is false, it
-// returns a Link that is down and checks every CheckInterval for the TAP to
-// appear. Other open errors (bad name, permissions, not a TAP, busy) are
-// returned.
+// returns a Link that is down and opens the TAP when it appears. Other open
+// errors (bad name, permissions, not a TAP, busy) are returned. With
+// cfg.DeferOpen, NewLink only checks cfg and records the namespace; Open
+// makes the first open.
 //
-// The Link is initially down even if the TAP is usable: the first check,
-// made right away by the monitor, reports up through OnLinkChange.
+// The Link is initially down even if the TAP is usable: the monitor's
+// first check, made right after the open, reports up through OnLinkChange
+// (or, if the kernel has not marked the TAP running yet, the kernel's
+// notification does a few milliseconds later).
 func NewLink(cfg LinkConfig) (*Link, error) {
 	name := cfg.Device.Name
 	if err := ValidateName(name); err != nil {
@@ -172,25 +199,92 @@ func NewLink(cfg LinkConfig) (*Link, error) {
 		changed: make(chan struct{}),
 	}
 	l.ep = &Endpoint{l: l, mtu: cfg.MTU + header.EthernetMinimumSize}
-	dev, err := openWith(ctl, cfg.Device)
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	// Subscribe before the first open, so that the kernel's report of the
+	// TAP becoming running (a few ms after a reader attaches) is not missed.
+	if f, err := linkNotifier(); err == nil && !noNotify {
+		l.notify = f
+	} else {
+		if f != nil {
+			f.Close()
+		}
+		if err == nil {
+			err = errors.New("disabled")
+		}
+		l.polling.Store(true)
+		log.Info("no link notifications from the kernel; polling the TAP's state", "check_interval", cfg.CheckInterval, "err", err)
+	}
+	if cfg.DeferOpen {
+		return l, nil
+	}
+	if err := l.Open(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Open makes the first open of the TAP and starts the Link's goroutines,
+// in the namespace NewLink was called in (see NewLink for what it returns:
+// a missing TAP is not an error). It checks the TAP's state once itself
+// before it returns, so the first link-state report (OnLinkChange and the
+// watchers) may come on the caller's goroutine. NewLink calls it unless
+// LinkConfig.DeferOpen is set. Later calls do nothing and return nil; after
+// Close it returns an error matching net.ErrClosed.
+func (l *Link) Open() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return opErr("open", l.name, net.ErrClosed)
+	}
+	if l.started {
+		l.mu.Unlock()
+		return nil
+	}
+	var dev *Device
+	err := l.ns.do(func() (err error) {
+		dev, err = openWith(l.ctl, l.cfg.Device)
+		return err
+	})
 	switch {
 	case err == nil:
 		l.dev = dev
 		l.opened = true
-		log.Info("TAP opened", "created", dev.Created(), "ifindex", dev.Index())
+		l.openedAt = time.Now()
+		l.index.Store(int32(dev.Index()))
+		l.log.Info("TAP opened", "created", dev.Created(), "ifindex", dev.Index())
 	case errors.Is(err, ErrNotExist):
-		log.Info("TAP does not exist yet; waiting for it", "check_interval", cfg.CheckInterval)
+		how := "the kernel's link notifications"
+		if l.polling.Load() {
+			how = "a check every " + l.cfg.CheckInterval.String()
+		}
+		l.log.Info("TAP does not exist yet; waiting for it", "noticed_by", how)
 		l.lastOpenEr = err.Error()
 	default:
-		unix.Close(ctl)
-		l.ns.close()
-		return nil, err
+		l.mu.Unlock()
+		return err
 	}
-	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.wg.Add(2)
+	l.started = true
+	n := 2
+	if l.notify != nil {
+		n++
+	}
+	l.wg.Add(n) // before the unlock: a concurrent Close waits for them
+	l.mu.Unlock()
+	// The first check right here, on the caller's goroutine (which has a
+	// CPU now), before the monitor starts: when the machine is busy the
+	// kernel has often marked the TAP running by the time TUNSETIFF
+	// returns, and the link-state report then waits for no other goroutine
+	// to be scheduled.
+	if dev != nil {
+		l.check()
+	}
 	go l.reader()
 	go l.monitor()
-	return l, nil
+	if l.notify != nil {
+		go l.watchKernel()
+	}
+	return nil
 }
 
 // Endpoint returns the gVisor link endpoint carrying the TAP's raw Ethernet
@@ -208,6 +302,7 @@ func (l *Link) Name() string { return l.name }
 func (l *Link) Stats() LinkStats {
 	return LinkStats{
 		RxFrames:    l.rxFrames.Load(),
+		RxHooked:    l.rxHooked.Load(),
 		RxFiltered:  l.rxFiltered.Load(),
 		TxFrames:    l.txFrames.Load(),
 		TxNotSent:   l.txNotSent.Load(),
@@ -225,17 +320,23 @@ func (l *Link) Close() error {
 		l.cancel()
 		l.mu.Lock()
 		l.closed = true
+		started := l.started
 		dev := l.dev
 		l.setDevLocked(nil)
 		l.mu.Unlock()
 		if dev != nil {
 			l.closeErr = dev.Close() // unblocks the reader
 		}
+		if l.notify != nil {
+			l.notify.Close() // unblocks watchKernel
+		}
 		l.wg.Wait()
 		unix.Close(l.ctl)
 		l.ns.close()
 		l.up.Store(false)
-		l.log.Info("link closed")
+		if started {
+			l.log.Info("link closed")
+		}
 	})
 	return l.closeErr
 }
@@ -282,7 +383,7 @@ func (l *Link) kickMonitor() {
 	}
 }
 
-// reader pumps frames from the TAP into the channel endpoint.
+// reader pumps frames from the TAP into the endpoint.
 func (l *Link) reader() {
 	defer l.wg.Done()
 	buf := make([]byte, readBufSize)
@@ -313,7 +414,9 @@ func (l *Link) reader() {
 	}
 }
 
-// deliver filters one inbound frame by destination MAC and injects it.
+// deliver filters one inbound frame by destination MAC and hands it to
+// the endpoint's inbound hook, then (unless the hook consumed it) to the
+// dispatcher.
 func (l *Link) deliver(frame []byte) {
 	if len(frame) < header.EthernetMinimumSize {
 		l.rxFiltered.Add(1)
@@ -324,13 +427,17 @@ func (l *Link) deliver(frame []byte) {
 		l.rxFiltered.Add(1)
 		return
 	}
-	proto := tcpip.NetworkProtocolNumber(binary.BigEndian.Uint16(frame[12:14]))
 	d := l.ep.dispatcher()
 	if d == nil {
 		l.rxFiltered.Add(1) // no stack attached yet
 		return
 	}
 	l.rxFrames.Add(1) // before delivery, so that a dispatcher never sees more than RxFrames
+	if h := l.ep.hook.Load(); h != nil && !(*h)(frame) {
+		l.rxHooked.Add(1)
+		return
+	}
+	proto := tcpip.NetworkProtocolNumber(binary.BigEndian.Uint16(frame[12:14]))
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
 	d.DeliverNetworkPacket(proto, pkt)
 	pkt.DecRef()
@@ -368,19 +475,92 @@ func (l *Link) write(frame []byte) tcpip.Error {
 	return nil
 }
 
-// monitor checks the TAP's state at start, every CheckInterval and on
-// request, until Close.
+// monitor checks the TAP's state at start, whenever something asks for it
+// (a kernel link notification, a failed read or write) and, only while
+// polling, every CheckInterval, until Close.
 func (l *Link) monitor() {
 	defer l.wg.Done()
-	t := time.NewTicker(l.cfg.CheckInterval)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
 	defer t.Stop()
 	for {
 		l.check()
+		var tick <-chan time.Time
+		if d := l.nextPoll(); d > 0 {
+			t.Reset(d)
+			tick = t.C
+		}
 		select {
 		case <-l.ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
 		case <-l.kick:
+			t.Stop()
+		}
+	}
+}
+
+// settleWindow is how long after an open a polling monitor re-checks a TAP
+// that is up but not yet running every settlePoll: the kernel marks it
+// running a few milliseconds after the open, just too late for the check
+// made right after it.
+const (
+	settleWindow = time.Second
+	settlePoll   = 10 * time.Millisecond
+)
+
+// nextPoll is the wait before the next periodic check; 0 means none (the
+// kernel's notifications say when to check). A check that failed to open
+// or read the TAP is retried after 10 ms, doubling up to CheckInterval,
+// whether or not the Link polls.
+func (l *Link) nextPoll() time.Duration {
+	if l.failing {
+		// 10 ms, 20 ms, ... up to CheckInterval.
+		l.retry = min(max(2*l.retry, settlePoll), l.cfg.CheckInterval)
+		return l.retry
+	}
+	l.retry = 0
+	if !l.polling.Load() {
+		return 0
+	}
+	l.mu.Lock()
+	settling := l.dev != nil && time.Since(l.openedAt) < settleWindow
+	l.mu.Unlock()
+	if settling && !l.up.Load() && l.cfg.CheckInterval > settlePoll {
+		return settlePoll
+	}
+	return l.cfg.CheckInterval
+}
+
+// watchKernel reads the kernel's link notifications and asks the monitor
+// for a check whenever one concerns the TAP (by name, or by the index of
+// the TAP last opened: a rename, a deletion). If the notifications fail,
+// it switches the monitor to polling.
+func (l *Link) watchKernel() {
+	defer l.wg.Done()
+	buf := make([]byte, 1<<16)
+	for {
+		n, err := l.notify.Read(buf)
+		if err != nil {
+			if l.ctx.Err() != nil || errors.Is(err, os.ErrClosed) {
+				return
+			}
+			if errors.Is(err, unix.ENOBUFS) {
+				// The socket overflowed: some notifications are lost,
+				// so look at the TAP anyway.
+				l.kickMonitor()
+				continue
+			}
+			if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
+				continue
+			}
+			l.log.Warn("link notifications failed; polling the TAP's state from now on", "err", err, "check_interval", l.cfg.CheckInterval)
+			l.polling.Store(true)
+			l.kickMonitor()
+			return
+		}
+		if linkMessageConcerns(buf[:n], l.name, l.index.Load()) {
+			l.kickMonitor()
 		}
 	}
 }
@@ -391,6 +571,7 @@ func (l *Link) check() {
 	if l.ctx.Err() != nil {
 		return
 	}
+	l.failing = false
 	l.mu.Lock()
 	dev, broken := l.dev, l.broken
 	l.mu.Unlock()
@@ -400,6 +581,7 @@ func (l *Link) check() {
 	if err != nil && !errors.Is(err, ErrNotExist) {
 		// Not expected for a valid name; keep the fd, report down, retry.
 		l.log.Warn("SIOCGIFFLAGS failed", "err", err)
+		l.failing = true
 		l.setUp(false)
 		return
 	}
@@ -421,7 +603,11 @@ func (l *Link) check() {
 			l.setUp(false)
 			return
 		}
-		if !l.reopen() {
+		if err := l.reopen(); err != nil {
+			// A TAP that exists (or is to be created) but cannot be
+			// opened now, typically busy for a moment (`ip tuntap add`
+			// still holds it): no notification may follow, so retry.
+			l.failing = !errors.Is(err, ErrNotExist)
 			l.setUp(false)
 			return
 		}
@@ -432,7 +618,7 @@ func (l *Link) check() {
 }
 
 // reopen opens the TAP in the Link's namespace and installs it.
-func (l *Link) reopen() bool {
+func (l *Link) reopen() error {
 	var dev *Device
 	err := l.ns.do(func() (err error) {
 		dev, err = openWith(l.ctl, l.cfg.Device)
@@ -447,23 +633,25 @@ func (l *Link) reopen() bool {
 				l.log.Warn("TAP open failed; will retry", "err", err)
 			}
 		}
-		return false
+		return err
 	}
 	l.lastOpenEr = ""
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		_ = dev.Close()
-		return false
+		return net.ErrClosed
 	}
 	l.setDevLocked(dev)
+	l.openedAt = time.Now()
 	l.mu.Unlock()
+	l.index.Store(int32(dev.Index()))
 	if l.opened {
 		l.reopens.Add(1)
 	}
 	l.opened = true
 	l.log.Info("TAP opened", "created", dev.Created(), "ifindex", dev.Index())
-	return true
+	return nil
 }
 
 // setUp records the usable state and reports a transition.

@@ -90,7 +90,7 @@ autoipd: not json
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lg.bindAddr != "169.254.122.4" || lg.waitingStates != 2 || lg.engineStart.Nanosecond() != 257360741 ||
+	if lg.bindAddr != "169.254.122.4" || lg.waitingStates != 2 || lg.engineStart.Nanosecond() != 257509652 || lg.attached.Nanosecond() != 257360741 ||
 		lg.boundState.Nanosecond() != 265839048 || lg.linkUp.Nanosecond() != 256352971 {
 		t.Errorf("%+v", lg)
 	}
@@ -98,7 +98,7 @@ autoipd: not json
 
 func TestTableWithoutResults(t *testing.T) {
 	dir := t.TempDir()
-	for _, s := range []string{"engine", "flood", "paced", "claim-rfc", "claim-fast", "claim-wait", "sim", "size", "idle"} {
+	for _, s := range []string{"engine", "flood", "paced", "tcp", "crowd", "claim-rfc", "claim-fast", "claim-wait", "sim", "size", "idle"} {
 		if err := os.WriteFile(filepath.Join(dir, s+".skip"), []byte("needs root\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -47,8 +47,10 @@ type ClaimRep struct {
 	// virtual time, counted from its Start.
 	Scheduled float64 `json:"scheduled_ms"`
 	Overhead  float64 `json:"overhead_ms"` // Measured - Scheduled
-	// The overhead split: process start to the engine's Start (the
-	// "autoip started" log record), the engine's BIND event later than
+	// The overhead split: process start to the engine starting its first
+	// attempt (the first "state" record to waiting: autoipd attaches the
+	// client before it opens the TAP, so this includes the TAP coming up),
+	// the engine's BIND event later than
 	// scheduled (timer slack and work done between timers), the BIND event
 	// to the hook running (state save, fork/exec of the hook).
 	Startup   float64 `json:"startup_ms"`
@@ -240,7 +242,8 @@ func alive(pid int) bool {
 
 // daemonLog is what claim needs from autoipd's JSON log.
 type daemonLog struct {
-	engineStart   time.Time // "autoip started"
+	attached      time.Time // "autoip started": the client attached (the link may still be down)
+	engineStart   time.Time // the first "state" record to waiting: PROBE_WAIT begins
 	bindAddr      string    // the BIND record's addr
 	waitingStates int       // state records "to":"waiting" before the BIND
 	linkUp        time.Time // first "link state changed" up=true
@@ -268,9 +271,12 @@ func parseDaemonLog(path string) (daemonLog, error) {
 			continue // not a log record (an error message on stderr)
 		}
 		switch {
-		case rec.Msg == "autoip started" && lg.engineStart.IsZero():
-			lg.engineStart = rec.Time
+		case rec.Msg == "autoip started" && lg.attached.IsZero():
+			lg.attached = rec.Time
 		case rec.Msg == "state" && rec.To == "waiting" && lg.bindAddr == "":
+			if lg.waitingStates == 0 {
+				lg.engineStart = rec.Time
+			}
 			lg.waitingStates++
 		case rec.Msg == "state" && (rec.To == "announcing" || rec.To == "bound") && lg.bindAddr != "" && lg.boundState.IsZero():
 			lg.boundState = rec.Time
@@ -282,6 +288,9 @@ func parseDaemonLog(path string) (daemonLog, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return lg, err
+	}
+	if lg.engineStart.IsZero() {
+		lg.engineStart = lg.attached
 	}
 	if lg.engineStart.IsZero() || lg.bindAddr == "" {
 		return lg, fmt.Errorf("%s: no \"autoip started\" or no BIND record", path)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -54,9 +55,19 @@ type IdleResult struct {
 	CPUBefore  ProcCPU     `json:"cpu_before"`
 	CPUAfter   ProcCPU     `json:"cpu_after"`
 	CheckEvery string      `json:"check_interval"`
+	// Detect: after the idle period, the TAP is taken down, brought up,
+	// deleted and re-created; each is the time from just before the `ip`
+	// command to the daemon's "link state changed" log record.
+	Detect []DetectRep `json:"detect,omitempty"`
 	// Investigation (RSS above the limit, or asked for).
 	Variants []RSSVariant `json:"variants,omitempty"`
 	MemStats *MemStats    `json:"memstats,omitempty"`
+}
+
+// DetectRep is one link change and how long the daemon took to notice it.
+type DetectRep struct {
+	Op string  `json:"op"`
+	MS float64 `json:"ms"`
 }
 
 // RSSVariant is the daemon's RSS with a different Go runtime setting.
@@ -141,6 +152,10 @@ func idleMain(args []string) error {
 	if err == nil {
 		res.AtEnd, err = readStatus(pid)
 	}
+	if err == nil {
+		progress("idle: link changes: down, up, delete, re-create")
+		res.Detect, err = detectChanges(*iface, filepath.Join(dir, "daemon.log"))
+	}
 	if serr := d.stop(); err == nil {
 		err = serr
 	}
@@ -212,7 +227,7 @@ func startBound(bin, iface, dir string, env []string) (*daemonProc, error) {
 		return nil, err
 	}
 	defer hl.close()
-	args := append([]string{"-i", iface, "-state-dir", filepath.Join(dir, "state"), "-hook", hook}, fastArgs...)
+	args := append([]string{"-i", iface, "-state-dir", filepath.Join(dir, "state"), "-hook", hook, "-log-format", "json"}, fastArgs...)
 	d, _, err := startDaemon(bin, args, filepath.Join(dir, "daemon.log"), hl.path, env...)
 	if err != nil {
 		return nil, err
@@ -222,6 +237,79 @@ func startBound(bin, iface, dir string, env []string) (*daemonProc, error) {
 		return nil, fmt.Errorf("%w (log %s)", err, filepath.Join(dir, "daemon.log"))
 	}
 	return d, nil
+}
+
+// detectChanges takes the TAP iface (in this namespace) down, up, deletes
+// and re-creates it (up), and returns how long after the start of each
+// `ip` command the daemon logged the link state change.
+func detectChanges(iface, logPath string) ([]DetectRep, error) {
+	ops := []struct {
+		op   string
+		up   bool
+		cmds [][]string
+	}{
+		{"down", false, [][]string{{"link", "set", iface, "down"}}},
+		{"up", true, [][]string{{"link", "set", iface, "up"}}},
+		{"deleted", false, [][]string{{"link", "del", iface}}},
+		{"re-created", true, [][]string{{"tuntap", "add", "dev", iface, "mode", "tap"}, {"link", "set", iface, "up"}}},
+	}
+	var out []DetectRep
+	for _, o := range ops {
+		time.Sleep(300 * time.Millisecond) // settle: the previous change is fully done
+		n, _, err := linkChanges(logPath)
+		if err != nil {
+			return out, err
+		}
+		t0 := time.Now()
+		for _, c := range o.cmds {
+			if b, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
+				return out, fmt.Errorf("ip %s: %v: %s", strings.Join(c, " "), err, b)
+			}
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			m, last, err := linkChanges(logPath)
+			if err != nil {
+				return out, err
+			}
+			if m > n && last.up == o.up {
+				out = append(out, DetectRep{Op: o.op, MS: ms(last.at.Sub(t0))})
+				break
+			}
+			if time.Now().After(deadline) {
+				return out, fmt.Errorf("link %s: the daemon logged no change within 5 s", o.op)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	return out, nil
+}
+
+type linkChange struct {
+	at time.Time
+	up bool
+}
+
+// linkChanges counts the daemon's "link state changed" records and returns
+// the last.
+func linkChanges(logPath string) (int, linkChange, error) {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return 0, linkChange{}, err
+	}
+	n, last := 0, linkChange{}
+	for _, line := range strings.Split(string(b), "\n") {
+		var rec struct {
+			Time time.Time `json:"time"`
+			Msg  string    `json:"msg"`
+			Up   *bool     `json:"up"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "link state changed" && rec.Up != nil {
+			n++
+			last = linkChange{at: rec.Time, up: *rec.Up}
+		}
+	}
+	return n, last, nil
 }
 
 // runMemStats runs `aipbench memstats` (internal/daemon in-process) and

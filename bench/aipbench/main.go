@@ -2,8 +2,10 @@
 //
 //	aipbench claim -autoipd BIN -iface TAP -mode rfc|fast|wait -reps N -work DIR -out FILE
 //	aipbench idle  -autoipd BIN -iface TAP -settle 5s -idle 60s -work DIR -out FILE
+//	aipbench crowd -autoipd BIN -n 20 -rounds 3 -work DIR -out FILE
 //	aipbench schedule -mac MAC [-delay MS -p N -a N -w S] [-restarts N]
 //	aipbench table -dir RESULTS
+//	aipbench median -file BENCHOUT -bench NAME -unit UNIT [-scale F]
 //
 // claim and idle run the real daemon and must run inside the benchmark's
 // network namespace (run.sh starts them with `ip netns exec`), on a TAP that
@@ -42,12 +44,16 @@ func main() {
 		err = claimMain(args)
 	case "idle":
 		err = idleMain(args)
+	case "crowd":
+		err = crowdMain(args)
 	case "memstats":
 		err = memStatsMain(args)
 	case "schedule":
 		err = scheduleMain(args)
 	case "table":
 		err = tableMain(args, os.Stdout)
+	case "median":
+		err = medianMain(args, os.Stdout)
 	default:
 		err = fmt.Errorf("unknown command %q", cmd)
 	}

@@ -127,7 +127,9 @@ func tableMain(args []string, w io.Writer) error {
 	var rows []row
 	rows = append(rows, engineRows(*dir, meta)...)
 	rows = append(rows, tapRows(*dir, meta)...)
+	rows = append(rows, tcpRows(*dir, meta)...)
 	rows = append(rows, claimRows(*dir, meta)...)
+	rows = append(rows, crowdRows(*dir, meta)...)
 	rows = append(rows, simRows(*dir, meta)...)
 	rows = append(rows, daemonRows(*dir, meta)...)
 
@@ -141,7 +143,7 @@ func tableMain(args []string, w io.Writer) error {
 	var busy []string
 	for _, k := range []struct{ key, what string }{
 		{"before", "in the second before the run"}, {"engine", "engine benchmarks"}, {"claim", "claims"},
-		{"idle", "daemon idle (ours ≈ 0: this is other tenants)"}, {"flood", "TAP floods"}, {"sim", "simulator"},
+		{"idle", "daemon idle (ours ≈ 0: this is other tenants)"}, {"flood", "TAP floods"}, {"tcp", "TCP"}, {"crowd", "crowd start-up"}, {"sim", "simulator"},
 	} {
 		if v := meta["busy_"+k.key]; v != "" {
 			busy = append(busy, k.what+" "+v)
@@ -161,7 +163,31 @@ func tableMain(args []string, w io.Writer) error {
 		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Medians throughout; \"met\"/\"MISSED\" compare the median with the target. MB = 10^6 bytes, MiB = 2^20 bytes, kB in /proc = 1024 bytes.")
+	fmt.Fprintln(w, "Medians throughout; \"met\"/\"MISSED\" compare the median with the target unless the target says otherwise (\"every daemon\": the worst; \"all\": every run). MB = 10^6 bytes, MiB = 2^20 bytes, kB in /proc = 1024 bytes.")
+	return nil
+}
+
+// medianMain prints scale × the median of one benchmark metric of a
+// `go test -bench` output file, as an integer (run.sh derives the paced
+// flood's rate from the measured capacity this way).
+func medianMain(args []string, w io.Writer) error {
+	fs := flag.NewFlagSet("median", flag.ContinueOnError)
+	file := fs.String("file", "", "go test -bench output")
+	bench := fs.String("bench", "", "benchmark name without the -N suffix")
+	unit := fs.String("unit", "", "metric unit")
+	scale := fs.Float64("scale", 1, "factor")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set, err := parseBenchFile(*file)
+	if err != nil {
+		return err
+	}
+	v, n := set.get(*bench, *unit)
+	if n == 0 {
+		return fmt.Errorf("no %s %s in %s", *bench, *unit, *file)
+	}
+	fmt.Fprintln(w, int64(math.Round(v**scale)))
 	return nil
 }
 
@@ -308,93 +334,141 @@ func engineRows(dir string, meta map[string]string) []row {
 
 // ---- TAP flood ----
 
+// pairRatios returns, for the i-th run of num and den (interleaved runs of
+// the same script), num[i]/den[i].
+func pairRatios(num, den []float64) []float64 {
+	var r []float64
+	for i := 0; i < len(num) && i < len(den); i++ {
+		if den[i] > 0 {
+			r = append(r, num[i]/den[i])
+		}
+	}
+	return r
+}
+
 func tapRows(dir string, meta map[string]string) []row {
-	const full, raw = "BenchmarkTAPFloodConflictDetection", "BenchmarkTAPRawFlood/blast"
-	const drain = "BenchmarkTAPRawFlood/drain"
-	figRate := "TAP: ARP frames/s handled under a flood (TAP → tap.Link → gVisor NIC → shim → engine)"
-	figDrain := "TAP: plain TAP reader's receive capacity (no sender running)"
+	const (
+		pathBlast, pathDrain = "BenchmarkTAPFloodConflictDetection/blast", "BenchmarkTAPFloodConflictDetection/drain"
+		rawBlast, rawDrain   = "BenchmarkTAPRawFlood/blast", "BenchmarkTAPRawFlood/drain"
+	)
+	figCap := "TAP: ARP flood capacity of the whole path (TAP → tap.Link → gVisor NIC → shim → engine), ARP fast path on (as autoipd)"
+	figOff := "  the same path with the ARP fast path off (stack.New's default)"
+	figDet := "TAP: hidden conflicting frames detected under the floods"
+	figBlast := "TAP: ARP frames/s handled while the sender floods (sender and path share the 2 CPUs)"
 	figP50 := "TAP: conflict-detection latency p50 under that flood (send → engine event)"
 	figP99 := "TAP: conflict-detection latency p99 under that flood"
 	ok, note := sectionState(dir, "flood")
 	if !ok {
-		return []row{{figure: figRate, measured: note, target: "≥ 250,000 frames/s"}, {figure: figP50, measured: note}, {figure: figP99, measured: note, target: "≤ 5 ms"}}
+		return []row{{figure: figCap, measured: note, target: "≥ 0.8× the plain reader"}, {figure: figDet, measured: note, target: "all"}}
 	}
 	fs, err1 := parseBenchFile(filepath.Join(dir, "flood.txt"))
 	rs, err2 := parseBenchFile(filepath.Join(dir, "rawflood.txt"))
 	if err := errors.Join(err1, err2); err != nil {
-		return []row{{figure: figRate, measured: "FAILED: " + err.Error()}}
+		return []row{{figure: figCap, measured: "FAILED: " + err.Error()}}
 	}
+	offs, _ := parseBenchFile(filepath.Join(dir, "floodoff.txt"))
 	frames := meta["flood_frames"]
-	rate, n := fs.get(full, "frames/s")
+	capW, n := fs.get(pathDrain, "frames/s")
 	if n == 0 {
-		return []row{{figure: figRate, measured: "FAILED: no BenchmarkTAPFloodConflictDetection result in flood.txt"}}
+		return []row{{figure: figCap, measured: "FAILED: no BenchmarkTAPFloodConflictDetection/drain result in flood.txt"}}
 	}
-	sentRate, _ := fs.get(full, "sent-frames/s")
-	recv, _ := fs.get(full, "received/sent")
-	det, _ := fs.get(full, "conflicts-detected")
-	p50, _ := fs.get(full, "p50-ms")
-	p99, _ := fs.get(full, "p99-ms")
-	rawRate, rn := rs.get(raw, "frames/s")
-	rawSent, _ := rs.get(raw, "sent-frames/s")
-	rawRecv, _ := rs.get(raw, "received/sent")
-	rawP50, _ := rs.get(raw, "p50-ms")
-	rawP99, _ := rs.get(raw, "p99-ms")
-	drainRate, dn := rs.get(drain, "frames/s")
-	lo, hi := fs.rng(full, "frames/s")
-
-	limit := func(handled, sent, recv float64) string {
-		if recv >= 0.999 && handled >= 0.95*sent {
-			return "**limited by the sender** (received/sent = " + fnum(recv, 3) + ", sender " + thousands(sent) + "/s ≈ handled)"
-		}
-		return "limited by the receiver (sender " + thousands(sent) + "/s, received/sent = " + fnum(recv, 3) + ")"
-	}
-	floodHow := fmt.Sprintf("`AIP_FLOOD_FRAMES=%s go test -run '^$' -bench TAPFloodConflictDetection -benchtime 1x ./internal/integration/` (%s, %s–%s/s), interleaved with the baseline: an AF_PACKET socket in a namespace floods the TAP (txqueuelen = frames+1000, so no drops) with ARP requests between other hosts, a conflicting announcement of the bound address every 1,000th; frames/s = frames the shim saw / (first send → last frame seen)",
-		frames, runs(n), thousands(lo), thousands(hi))
-	baseHow := fmt.Sprintf("baseline: `go test -run '^$' -bench TAPRawFlood/blast -benchtime 1x ./bench/` (%s): the same sender and frames, the TAP read by a bare `tap.Device.Read` loop (no gVisor); baseline %s", runs(rn), limit(rawRate, rawSent, rawRecv))
+	rawW, rn := rs.get(rawDrain, "frames/s")
+	capC, _ := fs.get(pathDrain, "cpu-frames/s")
+	rawC, _ := rs.get(rawDrain, "cpu-frames/s")
+	wr := pairRatios(fs[pathDrain]["frames/s"], rs[rawDrain]["frames/s"])
+	cr := pairRatios(fs[pathDrain]["cpu-frames/s"], rs[rawDrain]["cpu-frames/s"])
+	lo, hi := fs.rng(pathDrain, "frames/s")
+	rlo, rhi := rs.rng(rawDrain, "frames/s")
+	ratioW := capW / rawW
+	capHow := fmt.Sprintf("drain: `AIP_FLOOD_FRAMES=%s go test -run '^$' -bench TAPFloodConflictDetection/drain -benchtime 1x ./internal/integration/` (%s, %s–%s/s): a bound netstack's TAP is filled with %s ARP requests between other hosts (a conflicting announcement of the bound address every 1,000th) by an AF_PACKET socket while the path is held (the engine's first event blocks the Link's reader), then released; frames/s = frames the shim saw / (release → last frame seen). Baseline, interleaved run by run: `go test -run '^$' -bench TAPRawFlood/drain -benchtime 1x ./bench/` (%s, %s–%s/s), the same frames read by a bare `tap.Device.Read` loop. Ratio of the medians; per-run ratios %s (median %s). Per CPU-second of the process (frames / CPU time over the drain, which other tenants disturb less than the wall clock): path %s, reader %s, ratio %s (per run: median %s)",
+		frames, runs(n), thousands(lo), thousands(hi), frames, runs(rn), thousands(rlo), thousands(rhi),
+		fmtList(wr, 2), fnum(median(wr), 2), thousands(capC), thousands(rawC), ratio(capC, rawC), fnum(median(cr), 2))
 	rows := []row{{
-		figure:   figRate,
-		measured: thousands(rate) + " frames/s",
-		baseline: "plain TAP reader, same sender: " + thousands(rawRate) + " frames/s",
-		ratio:    ratio(rate, rawRate),
-		target:   status(rate >= 250000, "≥ 250,000 frames/s"),
-		how:      floodHow + "; netstack path " + limit(rate, sentRate, recv) + ". " + baseHow,
+		figure:   figCap,
+		measured: thousands(capW) + " frames/s",
+		baseline: "plain TAP reader draining the same queue: " + thousands(rawW) + " frames/s",
+		ratio:    ratio(capW, rawW),
+		target:   status(ratioW >= 0.8, "≥ 0.8× the plain reader"),
+		how:      capHow,
 	}}
-	rows = append(rows, row{
-		figure:   figDrain,
-		measured: thousands(drainRate) + " frames/s",
-		baseline: "",
-		ratio:    "handled/capacity " + ratio(rate, drainRate),
-		how:      fmt.Sprintf("`go test -run '^$' -bench TAPRawFlood/drain -benchtime 1x ./bench/` (%s): all %s frames queued first, then read by a bare loop; frames / (release → last read). The ceiling for any reader of one TAP fd on this host", runs(dn), frames),
-	})
-	latHow := fmt.Sprintf("same runs: latency = engine DEFEND event time − send time of the tagged conflicting frame (DefendForever, DEFEND_INTERVAL 1 ns so each is an event); %s of %d conflicts per run detected; baseline: send → read by the bare loop", fnum(det*100, 0)+"%", atoiOr(frames, 0)/1000)
-	rows = append(rows, row{
-		figure:   figP50,
-		measured: fms(p50),
-		baseline: "plain reader: " + fms(rawP50),
-		ratio:    ratio(p50, rawP50),
-		how:      latHow,
-	})
-	p99How := latHow
-	if p99 > 5 {
-		p99How += "; the latency is queueing: when the sender outruns the reader, conflicts wait behind up to txqueuelen unrelated frames (latency ≈ backlog / handled rate)"
+	if offW, on := offs.get(pathDrain, "frames/s"); on > 0 {
+		offC, _ := offs.get(pathDrain, "cpu-frames/s")
+		rows = append(rows, row{
+			figure:   figOff,
+			measured: thousands(offW) + " frames/s",
+			baseline: "plain TAP reader: " + thousands(rawW) + " frames/s",
+			ratio:    ratio(offW, rawW),
+			how: fmt.Sprintf("`AIP_ARP_FASTPATH=0` and the same drain (%s, interleaved): every ARP frame still reaches the engine from the Link's read buffer, and then netstack (PacketBuffer, Ethernet, NIC, gVisor's ARP); per CPU-second %s/s (%s of the reader's)",
+				runs(on), thousands(offC), ratio(offC, rawC)),
+		})
+	}
+	var detMin = math.Inf(1)
+	var detRuns int
+	for _, set := range []benchSet{fs, offs} {
+		for _, name := range []string{pathBlast, pathDrain} {
+			for _, v := range set[name]["conflicts-detected"] {
+				detMin = min(detMin, v)
+				detRuns++
+			}
+		}
+	}
+	if ps, err := parseBenchFile(filepath.Join(dir, "paced.txt")); err == nil {
+		for _, v := range ps[pathBlast]["conflicts-detected"] {
+			detMin = min(detMin, v)
+			detRuns++
+		}
 	}
 	rows = append(rows, row{
-		figure:   figP99,
-		measured: fms(p99),
-		baseline: "plain reader: " + fms(rawP99),
-		ratio:    ratio(p99, rawP99),
-		target:   status(p99 <= 5, "≤ 5 ms"),
-		how:      p99How,
+		figure:   figDet,
+		measured: fmt.Sprintf("%s%% in the worst of %d runs", fnum(detMin*100, 1), detRuns),
+		target:   status(detMin >= 1, "all"),
+		how:      fmt.Sprintf("every run above and below (drain, flat out and paced): DEFEND events (defend-once with a 1 ns DEFEND_INTERVAL, so that each conflict is one) matched by tag to the %d conflicting frames of a run", atoiOr(frames, 0)/1000),
 	})
+
+	bW, bn := fs.get(pathBlast, "frames/s")
+	bSent, _ := fs.get(pathBlast, "sent-frames/s")
+	bRecv, _ := fs.get(pathBlast, "received/sent")
+	rbW, _ := rs.get(rawBlast, "frames/s")
+	rbSent, _ := rs.get(rawBlast, "sent-frames/s")
+	p50, _ := fs.get(pathBlast, "p50-ms")
+	p99, _ := fs.get(pathBlast, "p99-ms")
+	rawP50, _ := rs.get(rawBlast, "p50-ms")
+	rawP99, _ := rs.get(rawBlast, "p99-ms")
+	if bn > 0 {
+		rows = append(rows, row{
+			figure:   figBlast,
+			measured: thousands(bW) + " frames/s",
+			baseline: "plain reader, same sender: " + thousands(rbW) + " frames/s",
+			ratio:    ratio(bW, rbW),
+			how: fmt.Sprintf("blast: the same floods, read while the sender (in the same process, on the other CPU; batches of 32 by sendmmsg, qdisc bypassed: internal/floodsend) sends as fast as it can (%s): frames / (first send → last frame seen); the sender managed %s/s here and %s/s against the plain reader (received/sent %s), so the TAP's queue fills and the reader drains it, at first beside the sender, then alone",
+				runs(bn), thousands(bSent), thousands(rbSent), fnum(bRecv, 3)),
+		})
+		latHow := "same runs: latency = engine DEFEND event time − send time of the tagged conflicting frame; baseline: send → read by the bare loop"
+		if p99 > 5 {
+			latHow += "; the sender outruns every reader, so conflicts wait behind the backlog in the TAP's queue (latency ≈ backlog / rate): see the paced rows for the path itself"
+		}
+		rows = append(rows,
+			row{figure: figP50, measured: fms(p50), baseline: "plain reader: " + fms(rawP50), ratio: ratio(p50, rawP50), how: latHow},
+			row{figure: figP99, measured: fms(p99), baseline: "plain reader: " + fms(rawP99), ratio: ratio(p99, rawP99), how: "same runs"})
+	}
 	return append(rows, pacedRows(dir, meta)...)
 }
 
-// pacedRows: the same flood, paced below saturation (AIP_FLOOD_RATE).
+// fmtList prints v with prec decimals, comma-separated.
+func fmtList(v []float64, prec int) string {
+	var s []string
+	for _, x := range v {
+		s = append(s, fnum(x, prec))
+	}
+	return strings.Join(s, ", ")
+}
+
+// pacedRows: the same flood, paced at 0.8 × the measured capacity.
 func pacedRows(dir string, meta map[string]string) []row {
-	const full, raw = "BenchmarkTAPFloodConflictDetection", "BenchmarkTAPRawFlood/blast"
+	const full, raw = "BenchmarkTAPFloodConflictDetection/blast", "BenchmarkTAPRawFlood/blast"
 	rate := thousands(atof(meta["paced_rate"]))
-	fig50 := "TAP: conflict-detection latency p50, flood paced at " + rate + " frames/s"
-	fig99 := "TAP: conflict-detection latency p99, flood paced at " + rate + " frames/s"
+	fig50 := "TAP: conflict-detection latency p50, flood offered at " + rate + " frames/s (0.8× the path's capacity with the sender running)"
+	fig99 := "TAP: conflict-detection latency p99, flood offered at " + rate + " frames/s (0.8× the path's capacity with the sender running)"
 	if ok, note := sectionState(dir, "paced"); !ok {
 		return []row{{figure: fig50, measured: note}, {figure: fig99, measured: note, target: "≤ 5 ms"}}
 	}
@@ -410,17 +484,133 @@ func pacedRows(dir string, meta map[string]string) []row {
 	p99, _ := fs.get(full, "p99-ms")
 	handled, _ := fs.get(full, "frames/s")
 	sent, _ := fs.get(full, "sent-frames/s")
-	det, _ := fs.get(full, "conflicts-detected")
 	rawP50, rn := rs.get(raw, "p50-ms")
 	rawP99, _ := rs.get(raw, "p99-ms")
 	lo, hi := fs.rng(full, "p99-ms")
-	how := fmt.Sprintf("`AIP_FLOOD_RATE=%s AIP_FLOOD_FRAMES=%s go test -run '^$' -bench TAPFloodConflictDetection -benchtime 1x ./internal/integration/` (%s, interleaved with `-bench TAPRawFlood/blast ./bench/` paced the same way, %s): the sender keeps to the offered rate (sent %s/s, handled %s/s), so the TAP queue stays short and the latency is the path itself, not a backlog; %s of %d conflicts per run detected",
-		meta["paced_rate"], meta["paced_frames"], runs(n), runs(rn), thousands(sent), thousands(handled), fnum(det*100, 0)+"%", atoiOr(meta["paced_frames"], 0)/1000)
+	capNote := ""
+	if c := meta["path_capacity"]; c != "" {
+		capNote = fmt.Sprintf(" = 0.8 × %s/s, the median rate the path sustained in the flat-out runs above, where the sender runs on the other CPU (alone, draining, the path manages more, but not with a sender beside it on 2 CPUs: offered 0.8× the drain capacity, the plain reader falls behind too)", thousands(atof(c)))
+	}
+	how := fmt.Sprintf("`AIP_FLOOD_RATE=%s AIP_FLOOD_FRAMES=%s go test -run '^$' -bench TAPFloodConflictDetection/blast -benchtime 1x ./internal/integration/` (%s, interleaved with `-bench TAPRawFlood/blast ./bench/` paced the same way, %s): offered %s frames/s%s; the sender kept %s/s, the path handled %s/s; latency = engine DEFEND event − send of each tagged conflict (%d per run)",
+		meta["paced_rate"], meta["paced_frames"], runs(n), runs(rn), rate, capNote, thousands(sent), thousands(handled), atoiOr(meta["paced_frames"], 0)/1000)
 	return []row{
 		{figure: fig50, measured: fms(p50), baseline: "plain reader: " + fms(rawP50), ratio: ratio(p50, rawP50), how: how},
 		{figure: fig99, measured: fms(p99), baseline: "plain reader: " + fms(rawP99), ratio: ratio(p99, rawP99),
-			target: status(p99 <= 5, "≤ 5 ms"), how: fmt.Sprintf("same runs; p99 of each run %s–%s", fms(lo), fms(hi))},
+			target: status(p99 <= 5, "≤ 5 ms"), how: fmt.Sprintf("same runs; p99 of each run %s–%s (%s)", fms(lo), fms(hi), fmtList(fs[full]["p99-ms"], 2))},
 	}
+}
+
+// ---- TCP ----
+
+func tcpRows(dir string, meta map[string]string) []row {
+	fig := map[string]string{
+		"send": "TCP throughput, netstack → kernel, stack.New on tap.Link",
+		"recv": "TCP throughput, kernel → netstack, stack.New on tap.Link",
+	}
+	ok, note := sectionState(dir, "tcp")
+	if !ok {
+		return []row{{figure: fig["send"], measured: note, target: "≥ 0.9× fdbased"}, {figure: fig["recv"], measured: note, target: "≥ 0.9× fdbased"}}
+	}
+	set, err := parseBenchFile(filepath.Join(dir, "tcp.txt"))
+	if err != nil {
+		return []row{{figure: fig["send"], measured: "FAILED: " + err.Error()}}
+	}
+	var rows []row
+	for _, dir := range []string{"send", "recv"} {
+		t, n := set.get("BenchmarkTCPThroughput/tap/"+dir, "MB/s")
+		f, _ := set.get("BenchmarkTCPThroughput/fdbased/"+dir, "MB/s")
+		v, _ := set.get("BenchmarkTCPThroughput/veth/"+dir, "MB/s")
+		if n == 0 {
+			rows = append(rows, row{figure: fig[dir], measured: "FAILED: no result in tcp.txt"})
+			continue
+		}
+		lo, hi := set.rng("BenchmarkTCPThroughput/tap/"+dir, "MB/s")
+		flo, fhi := set.rng("BenchmarkTCPThroughput/fdbased/"+dir, "MB/s")
+		pr := pairRatios(set["BenchmarkTCPThroughput/tap/"+dir]["MB/s"], set["BenchmarkTCPThroughput/fdbased/"+dir]["MB/s"])
+		rows = append(rows, row{
+			figure:   fig[dir],
+			measured: fnum(t, 0) + " MB/s",
+			baseline: "the same gVisor stack on gVisor's fdbased endpoint, same kind of TAP: " + fnum(f, 0) + " MB/s",
+			ratio:    ratio(t, f),
+			target:   status(t >= 0.9*f, "≥ 0.9× fdbased"),
+			how: fmt.Sprintf("`AIP_TCP_SECONDS=%s go test -run '^$' -bench TCPThroughput/'(tap|fdbased|veth)'/%s -benchtime 1x ./bench/` (%s, the three paths interleaved run by run): one TCP connection between a gVisor stack (static 10.201.0.2/24, MTU 1500, no offloads) and a kernel socket on the TAP's kernel side, 64 KiB writes for %s s, MB/s = bytes / (first write → reader's EOF); tap %s–%s, fdbased %s–%s MB/s, per-run ratios %s. Ceiling: kernel to kernel over a veth between two namespaces (MTU 1500, with the kernel's own offloads): %s MB/s, of which tap.Link reaches %s",
+				meta["tcp_seconds"], dir, runs(n), meta["tcp_seconds"], fnum(lo, 0), fnum(hi, 0), fnum(flo, 0), fnum(fhi, 0), fmtList(pr, 2), fnum(v, 0), ratio(t, v)),
+		})
+	}
+	return rows
+}
+
+// ---- crowd ----
+
+func crowdRows(dir string, meta map[string]string) []row {
+	fig := "start-up, " + orNA(meta["crowd"]) + " daemons started at once on one bridge: TAP really up (kernel: IFF_RUNNING) → engine starts probing"
+	ok, note := sectionState(dir, "crowd")
+	if !ok {
+		return []row{{figure: fig, measured: note, target: "≤ 20 ms"}}
+	}
+	var res CrowdResult
+	if err := readJSON(filepath.Join(dir, "crowd.json"), &res); err != nil || len(res.Reps) == 0 {
+		return []row{{figure: fig, measured: fmt.Sprintf("FAILED: no results (%v)", err)}}
+	}
+	col := func(f func(CrowdRep) *float64) []float64 {
+		var v []float64
+		for _, r := range res.Reps {
+			if p := f(r); p != nil {
+				v = append(v, *p)
+			}
+		}
+		slices.Sort(v)
+		return v
+	}
+	pct := func(v []float64, p float64) float64 {
+		if len(v) == 0 {
+			return math.NaN()
+		}
+		return v[int(math.Round(p*float64(len(v)-1)))]
+	}
+	within := func(v []float64, lim float64) int {
+		n := 0
+		for _, x := range v {
+			if x <= lim {
+				n++
+			}
+		}
+		return n
+	}
+	started := col(func(r CrowdRep) *float64 { return r.Started })
+	probe := col(func(r CrowdRep) *float64 { p := r.Probe; return &p })
+	opened := col(func(r CrowdRep) *float64 { return r.Opened })
+	ours := col(func(r CrowdRep) *float64 {
+		if r.Started == nil || r.Opened == nil {
+			return nil
+		}
+		d := *r.Started - *r.Opened
+		return &d
+	})
+	sum := func(v []float64) string {
+		return fmt.Sprintf("median %s, p90 %s, p95 %s, max %s; %d of %d within 20 ms", fms(pct(v, 0.5)), fms(pct(v, 0.9)), fms(pct(v, 0.95)), fms(pct(v, 1)), within(v, 20), len(v))
+	}
+	how := fmt.Sprintf("`aipbench crowd -n %d -rounds %d` (bench/aipbench/crowd.go): a bridge with %d TAP ports in a namespace, %d rounds of %d autoipd (`-o delay=1 -p 1 -a 1 -w 1`, fresh state, own MACs) exec'd at once; a real-time-priority rtnetlink listener takes the time the kernel reports each TAP running, the daemon's JSON log when its engine left link-down (PROBE_WAIT begun); %d daemons without a result. The first probe on the wire (AF_PACKET kernel timestamp, so PROBE_WAIT ≤ 0.5 ms included): %s",
+		res.Daemons, res.Rounds, res.Daemons, res.Rounds, res.Daemons, res.Missing, sum(probe))
+	rows := []row{{
+		figure:   fig,
+		measured: sum(started),
+		target:   status(len(started) > 0 && pct(started, 1) <= 20, "≤ 20 ms, every daemon"),
+		how:      how,
+	}}
+	if len(opened) > 0 {
+		rows = append(rows, row{
+			figure:   "  of which TUNSETIFF returning (the kernel sets the TAP running inside that ioctl)",
+			measured: sum(opened),
+			how:      "TAP running → the daemon's \"TAP opened\" record, written right after TUNSETIFF returns (instrumented runs: TUNSETIFF itself takes this long, everything after it is < 0.5 ms): the carrier goes on inside the ioctl and the kernel's link worker marks the TAP running at once, but the ioctl returns to the daemon only when the daemon gets a CPU again, which with 20 processes starting on 2 CPUs can be tens of ms; the TAP cannot be written before",
+		}, row{
+			figure:   "  and autoipd's own part: TUNSETIFF returned → engine starts probing",
+			measured: sum(ours),
+			target:   status(pct(ours, 1) <= 20, "≤ 20 ms"),
+			how:      "\"TAP opened\" → the engine's first state after link-down, same logs: the link-state report (rtnetlink notification or the check right after the open) and the engine's step",
+		})
+	}
+	return rows
 }
 
 func atoiOr(s string, def int) int {
@@ -478,7 +668,7 @@ func claimRows(dir string, meta map[string]string) []row {
 			ratio:    ratio(meas, sched),
 			how:      how,
 		})
-		split := fmt.Sprintf("overhead = measured − scheduled per run, median (min–max %s–%s); its parts (medians): process start → engine Start %s (exec, Go runtime, TAP open, netstack; link reported up at %s), engine BIND event later than scheduled %s (timer slack, plus whatever work is done inside a timer step, by which the next timer is armed late), BIND event → hook running %s = %s until the daemon logs the bound state (the BIND step's outputs: address, route, state save) + %s to fork/exec the hook",
+		split := fmt.Sprintf("overhead = measured − scheduled per run, median (min–max %s–%s); its parts (medians): process start → engine starts its first attempt %s (exec, Go runtime, netstack, client, then the TAP opened and reported up at %s), engine BIND event later than scheduled %s (timer slack, plus whatever work is done inside a timer step, by which the next timer is armed late), BIND event → hook running %s = %s until the daemon logs the bound state (the BIND step's outputs: address, route, state save) + %s to fork/exec the hook",
 			fms(slices.Min(ov)), fms(slices.Max(ov)),
 			fms(median(col(func(r ClaimRep) float64 { return r.Startup }))),
 			fms(median(col(func(r ClaimRep) float64 { return r.LinkUp }))),
@@ -615,7 +805,7 @@ func daemonRows(dir string, meta map[string]string) []row {
 		return append(rows,
 			row{figure: "daemon: RSS bound and idle", measured: note, target: "≤ 10 MB"},
 			row{figure: "daemon: CPU used while bound and idle", measured: note, target: "≈ 0"},
-			row{figure: "daemon: wake-ups while bound and idle", measured: note, target: "timers only, no polling"})
+			row{figure: "daemon: wake-ups while bound and idle", measured: note, target: "≤ 1 /s"})
 	}
 	var res IdleResult
 	if err := readJSON(filepath.Join(dir, "idle.json"), &res); err != nil {
@@ -667,12 +857,26 @@ func daemonRows(dir string, meta map[string]string) []row {
 	inv := res.CPUAfter.Involuntar - res.CPUBefore.Involuntar
 	perS := float64(vol) / res.IdleS
 	rows = append(rows, row{
-		figure:   "daemon: wake-ups while bound and idle",
-		measured: fmt.Sprintf("%s /s (%d in %s s)", fnum(perS, 1), vol, fnum(res.IdleS, 0)),
-		target:   status(perS < 0.5, "timers only, no polling (bound: the engine has no timer)"),
-		how: fmt.Sprintf("voluntary context switches summed over the daemon's threads (/proc/PID/task/*/status; %d involuntary). A bound engine under the default policy has no deadline, so every wake-up is periodic work: tap.Link's monitor does one SIOCGIFFLAGS ioctl every -check-interval (default %s), and each tick also wakes the Go runtime's sysmon",
-			inv, res.CheckEvery),
+		figure:   fmt.Sprintf("daemon: wake-ups over %s s bound and idle", fnum(res.IdleS, 0)),
+		measured: fmt.Sprintf("%s /s (%d in %s s)", fnum(perS, 2), vol, fnum(res.IdleS, 0)),
+		target:   status(perS <= 1, "≤ 1 /s"),
+		how: fmt.Sprintf("voluntary context switches summed over the daemon's threads (/proc/PID/task/*/status; %d involuntary), default settings but `-o delay=1 -p 1 -a 1 -w 1`. Nothing in the daemon is periodic any more: the TAP's state comes from the kernel's link notifications (an rtnetlink socket read through Go's poller), the state directory is watched with inotify, and a bound engine under the default policy has no timer; what is left is the Go runtime (sysmon sleeps up to 60 s when nothing is due, a forced GC every 2 min)",
+			inv),
 	})
+	if len(res.Detect) > 0 {
+		var parts []string
+		worst := 0.0
+		for _, d := range res.Detect {
+			parts = append(parts, d.Op+" "+fms(d.MS))
+			worst = max(worst, d.MS)
+		}
+		rows = append(rows, row{
+			figure:   "daemon: a link change noticed (right after that idle period)",
+			measured: strings.Join(parts, ", "),
+			target:   status(worst <= 2000, "≤ 2 s"),
+			how:      "the same daemon's TAP taken down (`ip link set down`), up, deleted (`ip link del`) and re-created (`ip tuntap add` + `ip link set up`): time from just before the `ip` command(s) to the daemon's \"link state changed\" log record (exec of `ip` included)",
+		})
+	}
 	return rows
 }
 

@@ -83,7 +83,8 @@ func (d *daemon) onAddrEvent(ev stack.AddressEvent) {
 	if name == "" || d.hooks == nil {
 		return
 	}
-	d.hooks.enqueue(hookCall{event: name, addr: prefixAddr(ev), env: addrHookEnv(name, d.cfg.Iface, d.mac.String(), ev)})
+	call := hookCall{event: name, addr: prefixAddr(ev), env: addrHookEnv(name, d.cfg.Iface, d.mac.String(), ev)}
+	d.gate.whenOpen(func() { d.hooks.enqueue(call) })
 }
 
 // dhcpConfig is the client's DHCP configuration, nil without -dhcp.
@@ -97,6 +98,6 @@ func (d *daemon) dhcpConfig() *stack.DHCPConfig {
 		LinkLocalAfter:  cfg.DHCPFallback,
 		LinkLocalAtOnce: cfg.DHCPFallback == 0,
 		KeepLease:       cfg.DHCPKeepLease,
-		Store:           &leaseFile{path: cfg.path(".lease.json"), log: d.log},
+		Store:           &gatedLeases{gate: d.gate, inner: &leaseFile{path: cfg.path(".lease.json"), log: d.log}, log: d.log},
 	}
 }

@@ -223,6 +223,7 @@ type daemon struct {
 	hooks  *hookRunner
 	state  *stateFile
 	store  *persist.Async // state, written off the protocol path
+	gate   *openGate      // the client's store: saves held back until the TAP is open
 
 	startup   *startupWatch
 	lock      *ifaceLock
@@ -411,33 +412,28 @@ func (d *daemon) start() error {
 	}
 	d.ifctl = ifctl
 	_, existed, _ := ifctl.flags(cfg.Iface)
+	// The TAP is opened last, once the netstack is built and the client
+	// attached (waiting for the link): the kernel marks a TAP running a few
+	// ms after a reader attaches, and the engine starts probing right then,
+	// from the link-state report alone, not after the rest of the start-up
+	// (which, with many daemons starting at once on a small machine, takes
+	// tens of ms). Until the open has worked, the client's saves are held
+	// back and its events run no hook (openGate), so that a daemon refused
+	// the TAP leaves nothing behind.
 	link, err := tap.NewLink(tap.LinkConfig{
 		Device:        tap.Config{Name: cfg.Iface, Create: cfg.Create},
 		MAC:           tcpip.LinkAddress(d.mac[:]),
 		CheckInterval: cfg.CheckInterval,
+		DeferOpen:     true,
 		OnLinkChange:  d.onLinkChange,
 		Logger:        log,
 	})
-	if errors.Is(err, syscall.EBUSY) {
-		return &TAPBusyError{Iface: cfg.Iface, Holders: tapHolders(cfg.Iface), Err: err}
-	}
-	if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
-		return fmt.Errorf("TAP %s: %w (unprivileged, autoipd needs /dev/net/tun usable by its user and a TAP made for it: ip tuntap add dev %s mode tap user %d)",
-			cfg.Iface, err, cfg.Iface, os.Geteuid())
-	}
 	if err != nil {
 		return fmt.Errorf("TAP %s: %w", cfg.Iface, err)
 	}
 	d.link = link
-	d.explainLink(cfg.Create && !existed)
 	if k := kernelMAC(cfg.Iface); !k.IsZero() && k == d.mac {
 		return fmt.Errorf("the netstack MAC %v equals the kernel TAP's MAC; give another -mac or remove %s", d.mac, cfg.path(".mac"))
-	}
-	if storeMACAfterTAP {
-		if err := storeMAC(cfg.path(".mac"), d.mac); err != nil {
-			return err
-		}
-		log.Info("generated the netstack's MAC", "mac", d.mac.String(), "file", cfg.path(".mac"))
 	}
 
 	var ep gvstack.LinkEndpoint = link.Endpoint()
@@ -463,7 +459,9 @@ func (d *daemon) start() error {
 		return err
 	}
 	d.startup.enter("netstack and saved state")
-	st, err := stack.New(stack.Options{Link: ep, NICName: cfg.Iface})
+	// The daemon owns the stack: ARP requests for none of its addresses
+	// need not reach netstack (see stack.Shim.SetARPFastPath).
+	st, err := stack.New(stack.Options{Link: ep, NICName: cfg.Iface, ARPFastPath: true})
 	if err != nil {
 		return fmt.Errorf("netstack: %w", err)
 	}
@@ -477,11 +475,13 @@ func (d *daemon) start() error {
 	d.store = persist.NewAsync(d.state, func(err error) {
 		log.Error("saving state failed", "err", err)
 	})
+	d.gate = &openGate{inner: d.store}
 	log.Info("autoipd starting", "pid", os.Getpid(), "mac", d.mac.String(), "initial", addrString(cfg.Initial),
 		"defend", cfg.Defend.String(), "yield_to_routable", cfg.YieldToRoutable, "route", cfg.Route,
 		"probes", timing.ProbeNum, "probe_min", timing.ProbeMin, "probe_max", timing.ProbeMax, "probe_wait", timing.ProbeWait,
 		"announces", timing.AnnounceNum, "announce_wait", timing.AnnounceWait, "link_up_delay", linkUpDelay,
 		"state_dir", cfg.StateDir, "create", cfg.Create)
+
 	client, err := stack.Attach(st.GVisor(), st.NIC(), st.Shim(), stack.ClientConfig{
 		Engine: autoip.Config{
 			Seed:            cfg.Seed,
@@ -491,7 +491,7 @@ func (d *daemon) start() error {
 			Defend:          cfg.Defend,
 			YieldToRoutable: cfg.YieldToRoutable,
 		},
-		Store:          d.store,
+		Store:          d.gate,
 		Route:          cfg.Route,
 		LinkState:      link.Endpoint(), // the pcap tap may hide it from the shim
 		Static:         cfg.Addrs,
@@ -505,6 +505,30 @@ func (d *daemon) start() error {
 		return err
 	}
 	d.client = client
+
+	d.startup.enter("TAP open")
+	err = link.Open()
+	if errors.Is(err, syscall.EBUSY) {
+		return &TAPBusyError{Iface: cfg.Iface, Holders: tapHolders(cfg.Iface), Err: err}
+	}
+	if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
+		return fmt.Errorf("TAP %s: %w (unprivileged, autoipd needs /dev/net/tun usable by its user and a TAP made for it: ip tuntap add dev %s mode tap user %d)",
+			cfg.Iface, err, cfg.Iface, os.Geteuid())
+	}
+	if err != nil {
+		return fmt.Errorf("TAP %s: %w", cfg.Iface, err)
+	}
+	d.gate.open()
+	d.explainLink(cfg.Create && !existed)
+	if k := kernelMAC(cfg.Iface); !k.IsZero() && k == d.mac {
+		return fmt.Errorf("the netstack MAC %v equals the kernel TAP's MAC; give another -mac or remove %s", d.mac, cfg.path(".mac"))
+	}
+	if storeMACAfterTAP {
+		if err := storeMAC(cfg.path(".mac"), d.mac); err != nil {
+			return err
+		}
+		log.Info("generated the netstack's MAC", "mac", d.mac.String(), "file", cfg.path(".mac"))
+	}
 	return nil
 }
 
@@ -520,11 +544,12 @@ func (d *daemon) onEvent(ev autoip.Event) {
 	if name == "" || d.hooks == nil {
 		return
 	}
-	d.hooks.enqueue(hookCall{
+	call := hookCall{
 		event: name,
 		addr:  addrString(ev.Addr),
 		env:   hookEnv(name, d.cfg.Iface, d.mac.String(), ev),
-	})
+	}
+	d.gate.whenOpen(func() { d.hooks.enqueue(call) })
 }
 
 // onState logs every change of the engine's state (the client calls it;

@@ -36,7 +36,13 @@
 // (the log says what is lost); SIGHUP re-adds and re-announces the
 // address. Signals are honoured from the first start-up stage on. If the
 // state directory's lock, socket or MAC file disappear while the daemon
-// runs, it puts them back within a -check-interval. A TAP held by another
+// runs, it puts them back as soon as inotify reports it (every
+// -check-interval where inotify cannot watch the directory). The TAP's
+// state is learnt from the kernel's link notifications (an rtnetlink
+// socket that only listens), so a bound, idle daemon polls nothing; where
+// no such socket can be had, the TAP is checked every -check-interval.
+// The TAP is opened last, once the netstack is built, so that probing
+// starts within moments of the kernel marking the TAP running. A TAP held by another
 // process exits 3 naming it. With -create the TAP autoipd made is brought
 // up; while the link is missing or down, or the engine yields to a routable
 // address, the log (WARN) and -status ("reason") say why and what to do.

@@ -5,11 +5,14 @@ import (
 
 	"fmt"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // explainLink runs right after the TAP is opened: a TAP the daemon created
 // is brought up (it is ours, and nobody else knows to); a TAP someone else
-// left down is waited for, and the log says what would end the wait.
+// left down (or that is missing) is waited for, and the log says what would
+// end the wait.
 func (d *daemon) explainLink(created bool) {
 	name := d.cfg.Iface
 	if created {
@@ -18,6 +21,12 @@ func (d *daemon) explainLink(created bool) {
 			return
 		}
 		d.log.Info("brought up the TAP autoipd created", "tap", name)
+		return
+	}
+	f, exists, err := d.ifctl.flags(name)
+	if err == nil && exists && f&unix.IFF_UP != 0 {
+		// Up: the carrier is our open fd, and the kernel marks the TAP
+		// running a few ms after the open; the link-state report follows.
 		return
 	}
 	if why := d.ifctl.linkReason(name); why != "" {

@@ -132,6 +132,12 @@ func TestStateNotSavedAtStopExits1(t *testing.T) {
 	r := startRun(t, ns, privateStateDir(t), append([]string{"-s", "169.254.20.91"}, fastRun...)...)
 	r.waitStatus("the address", func(_ []byte, rep *StatusReport) bool { return rep.Configured == "169.254.20.91" })
 	path := r.path(".state.json")
+	// The state is written off the protocol path: wait until the save of
+	// the claim is on disk, or it could re-create the file under the test.
+	waitUntil(t, "the claim saved", func() bool {
+		b, err := os.ReadFile(path)
+		return err == nil && strings.Contains(string(b), "169.254.20.91")
+	})
 	os.RemoveAll(path)
 	if err := os.Mkdir(path, 0o700); err != nil { // rename(2) cannot replace a directory
 		t.Fatal(err)
@@ -173,13 +179,19 @@ func TestSuspendedSaysWhy(t *testing.T) {
 
 // TestTAPHeldByAnotherProcess: a second daemon with another state
 // directory on a TAP the first holds exits 3 and says which process holds
-// the TAP, writing no MAC file.
+// the TAP, writing no MAC file and no state file and running no hook
+// (its client was attached before the open was refused).
 func TestTAPHeldByAnotherProcess(t *testing.T) {
 	ns := newNS(t)
 	tapInNS(t, ns)
 	first := startRun(t, ns, privateStateDir(t))
 	first.waitServing()
-	second := startRun(t, ns, privateStateDir(t))
+	hookDir := t.TempDir()
+	hook := filepath.Join(hookDir, "hook")
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\necho \"$1\" >> "+filepath.Join(hookDir, "ran")+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	second := startRun(t, ns, privateStateDir(t), "-hook", hook)
 	if code := second.wait(10 * time.Second); code != ExitLocked {
 		t.Errorf("exit %d, want %d", code, ExitLocked)
 	}
@@ -191,6 +203,12 @@ func TestTAPHeldByAnotherProcess(t *testing.T) {
 	}
 	if _, err := os.Stat(second.path(".mac")); err == nil {
 		t.Error("the refused daemon wrote a MAC file")
+	}
+	if _, err := os.Stat(second.path(".state.json")); err == nil {
+		t.Error("the refused daemon wrote a state file")
+	}
+	if b, err := os.ReadFile(filepath.Join(hookDir, "ran")); err == nil {
+		t.Errorf("the refused daemon ran its hook: %q", b)
 	}
 }
 

@@ -52,7 +52,13 @@ func privateStateDir(t *testing.T) string {
 // -check-interval and args.
 func startRun(t *testing.T, ns *netns.NS, state string, args ...string) *runningDaemon {
 	t.Helper()
-	full := append([]string{"-i", "aiphu0", "-state-dir", state, "-check-interval", "50ms"}, args...)
+	return startRunEvery(t, ns, state, "50ms", args...)
+}
+
+// startRunEvery is startRun with -check-interval every.
+func startRunEvery(t *testing.T, ns *netns.NS, state, every string, args ...string) *runningDaemon {
+	t.Helper()
+	full := append([]string{"-i", "aiphu0", "-state-dir", state, "-check-interval", every}, args...)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runningDaemon{t: t, ns: ns, state: state, iface: "aiphu0", stderr: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
 	go func() {

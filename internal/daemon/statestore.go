@@ -11,6 +11,8 @@ import (
 
 	"github.com/autoip-project/autoip/autoip"
 	"github.com/autoip-project/autoip/autoip/persist"
+	"github.com/autoip-project/autoip/dhcp"
+	"github.com/autoip-project/autoip/stack"
 )
 
 // stateFileLimit bounds the saved-state file; a real one is ~150 bytes.
@@ -98,4 +100,86 @@ func (s *stateFile) lost() (autoip.SavedState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.unsaved, s.saveErr
+}
+
+// openGate is the client's store while the daemon starts: the client is
+// attached before the TAP is opened, and a daemon that then cannot open the
+// TAP (busy, say) must leave nothing behind: no state file, no hook run.
+// Until open, saves are held (the last one wins) and hook calls queued;
+// open writes and runs them, in order; after open everything goes straight
+// through. A daemon that never opens drops them.
+type openGate struct {
+	inner persist.Store
+
+	mu      sync.Mutex
+	opened  bool
+	pending *autoip.SavedState
+	queued  []func()
+}
+
+func (g *openGate) Load() (autoip.SavedState, error) { return g.inner.Load() }
+
+func (g *openGate) Save(s autoip.SavedState) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.opened {
+		g.pending = &s
+		return nil
+	}
+	return g.inner.Save(s)
+}
+
+// whenOpen runs f now if the gate is open, else at open. f must not block
+// (it runs under the gate's lock, which keeps the order).
+func (g *openGate) whenOpen(f func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.opened {
+		g.queued = append(g.queued, f)
+		return
+	}
+	f()
+}
+
+// open lets saves and hooks through, the held ones first.
+func (g *openGate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.opened = true
+	if g.pending != nil {
+		_ = g.inner.Save(*g.pending) // an Async store: its writer reports errors
+		g.pending = nil
+	}
+	for _, f := range g.queued {
+		f()
+	}
+	g.queued = nil
+}
+
+// gatedLeases is the DHCP client's lease store behind the open gate: a
+// daemon that cannot open the TAP must not remove or write the lease file
+// either. A save held until open reports its error in the log.
+type gatedLeases struct {
+	gate  *openGate
+	inner stack.LeaseStore
+	log   *slog.Logger
+}
+
+func (g *gatedLeases) LoadLease() (dhcp.Lease, error) { return g.inner.LoadLease() }
+
+func (g *gatedLeases) SaveLease(l dhcp.Lease) error {
+	g.gate.mu.Lock()
+	opened := g.gate.opened
+	if !opened {
+		g.gate.queued = append(g.gate.queued, func() {
+			if err := g.inner.SaveLease(l); err != nil {
+				g.log.Error("saving the DHCP lease failed", "err", err)
+			}
+		})
+	}
+	g.gate.mu.Unlock()
+	if opened {
+		return g.inner.SaveLease(l)
+	}
+	return nil
 }

@@ -82,7 +82,10 @@ Long flags:
                      file of ours with one link
   -status            print the running daemon's state as JSON and exit
   -seed N            candidate sequence seed, 1..2^64-1 (default: from the MAC)
-  -check-interval D  how often the TAP's state is checked (10ms..1m); default 1s
+  -check-interval D  how often the TAP's state and the state directory are
+                     checked where the kernel cannot tell autoipd of changes
+                     (no rtnetlink or inotify; normally it does, and autoipd
+                     polls nothing) (10ms..1m); default 1s
   -addr CIDR         add a static routable address to the netstack NIC, like
                      "ifconfig en0 alias 10.0.0.1" (repeatable); it is probed
                      first (RFC 5227), configured only if no other host

@@ -52,6 +52,9 @@ type host struct {
 	mu     sync.Mutex
 	events []autoip.Event
 	evc    chan struct{}
+	// onEvent, if set, is called with each event after it is recorded, on
+	// the goroutine that delivered it (the flood benchmark's gate).
+	onEvent func(autoip.Event)
 }
 
 type hostOpts struct {
@@ -59,6 +62,7 @@ type hostOpts struct {
 	cfg     stack.ClientConfig // Engine.Timing defaults to fastTiming
 	static  *netip.Prefix      // routable address added before the client starts
 	noStart bool
+	fastARP bool // stack.Options.ARPFastPath
 }
 
 func tapName(prefix string) string {
@@ -106,7 +110,7 @@ func newHost(t testing.TB, ns *netns.NS, name string, o hostOpts) *host {
 	}
 	cfg.Logger = logger
 	cfg.OnEvent = h.record
-	h.st, err = stack.New(stack.Options{Link: h.link.Endpoint(), NICName: name})
+	h.st, err = stack.New(stack.Options{Link: h.link.Endpoint(), NICName: name, ARPFastPath: o.fastARP})
 	if err != nil {
 		t.Fatalf("stack: %v", err)
 	}
@@ -140,11 +144,22 @@ func (h *host) client() *stack.Client { return h.clientPtr }
 func (h *host) record(ev autoip.Event) {
 	h.mu.Lock()
 	h.events = append(h.events, ev)
+	hook := h.onEvent
 	h.mu.Unlock()
 	select {
 	case h.evc <- struct{}{}:
 	default:
 	}
+	if hook != nil {
+		hook(ev)
+	}
+}
+
+// setOnEvent installs (nil: removes) the event hook.
+func (h *host) setOnEvent(f func(autoip.Event)) {
+	h.mu.Lock()
+	h.onEvent = f
+	h.mu.Unlock()
 }
 
 // eventsSince returns the events from index i on.
