@@ -4,6 +4,7 @@ package tap
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"runtime"
@@ -197,6 +198,18 @@ func TestOpenBusyAndNotATAP(t *testing.T) {
 		} else if !errors.Is(err, syscall.EBUSY) {
 			return errors.New("second open: want EBUSY, got " + err.Error())
 		}
+		// A refused open leaves no fd behind (songgao/water leaked the
+		// /dev/net/tun fd whenever TUNSETIFF failed; autoipd retries a busy
+		// TAP, so that was one fd per retry).
+		before := openFDs(t)
+		for range 50 {
+			if _, err := Open(Config{Name: "aipt0"}); !errors.Is(err, syscall.EBUSY) {
+				return errors.New("repeated open: want EBUSY, got " + fmt.Sprint(err))
+			}
+		}
+		if after := openFDs(t); after > before {
+			return fmt.Errorf("50 refused opens leaked %d fds (%d -> %d)", after-before, before, after)
+		}
 		if d, err := Open(Config{Name: "aiptun0"}); err == nil {
 			d.Close()
 			return errors.New("Open of a TUN succeeded")
@@ -361,4 +374,14 @@ func TestDeviceReadErrorOnDelete(t *testing.T) {
 	} else {
 		t.Logf("Write after deletion: %v", err)
 	}
+}
+
+// openFDs counts the process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }

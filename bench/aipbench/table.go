@@ -286,7 +286,7 @@ func engineRows(dir string, meta map[string]string) []row {
 	type eb struct{ name, pkg, figure, bench string }
 	list := []eb{
 		{"BenchmarkEngineFrameUnrelated", "./autoip", "engine: ARP frame that does not concern us (autoip.Engine.HandleFrame, bound)", "EngineFrameUnrelated"},
-		{"BenchmarkEngineFrameConflict", "./autoip", "engine: conflicting ARP frame (Engine, DefendForever, bound; one defence per DEFEND_INTERVAL, the rest suppressed)", "EngineFrameConflict"},
+		{"BenchmarkEngineFrameConflict", "./autoip", "engine: conflicting ARP frame (Engine bound, defend-once; each frame one DEFEND_INTERVAL after the last, so each is defended with an announcement)", "EngineFrameConflict"},
 		{"BenchmarkDecodeFrame", "./autoip/acd", "acd: decode an Ethernet+ARP frame", "DecodeFrame"},
 		{"BenchmarkClassifyUnrelated", "./autoip/acd", "acd: Classify an unrelated frame", "ClassifyUnrelated"},
 		{"BenchmarkDetectorHandleFrameUnrelated", "./autoip/acd", "acd: Detector, unrelated frame (bound)", "DetectorHandleFrameUnrelated"},

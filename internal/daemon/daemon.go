@@ -339,12 +339,11 @@ func (d *daemon) startAll() (int, error) {
 		return ExitFailure, err
 	}
 	d.startup.enter("status socket")
-	srv, err := listenStatus(cfg.path(".sock"), d.report, log)
+	srv, err := listenStatus(cfg.path(".sock"), d.report, d.handleControl, log)
 	if err != nil {
 		d.stop("status socket failed")
 		return ExitFailure, err
 	}
-	srv.control = d.handleControl
 	d.srv = srv
 	return ExitOK, nil
 }

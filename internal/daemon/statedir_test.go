@@ -157,7 +157,7 @@ func TestStatusSocketPrivateUnderUmask000(t *testing.T) {
 	dir := t.TempDir()
 	var logs syncBuffer
 	sock := filepath.Join(dir, "tap0.sock")
-	srv, err := listenStatus(sock, func() StatusReport { return StatusReport{Interface: "tap0"} }, testLogger(&logs))
+	srv, err := listenStatus(sock, func() StatusReport { return StatusReport{Interface: "tap0"} }, nil, testLogger(&logs))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -161,9 +161,11 @@ type statusServer struct {
 const maxSocketPath = 107
 
 // listenStatus listens on path, replacing a stale socket there (the caller
-// holds the interface's lock, so no live daemon owns it).
-func listenStatus(path string, report func() StatusReport, log *slog.Logger) (*statusServer, error) {
-	s := &statusServer{path: path, report: report, log: log}
+// holds the interface's lock, so no live daemon owns it). control, which may
+// be nil, answers control requests; it is set before the first connection
+// is served, since serving starts here.
+func listenStatus(path string, report func() StatusReport, control func(ControlRequest) ControlReply, log *slog.Logger) (*statusServer, error) {
+	s := &statusServer{path: path, report: report, control: control, log: log}
 	if err := s.relisten(); err != nil {
 		return nil, err
 	}

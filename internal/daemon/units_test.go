@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -370,7 +371,7 @@ func TestStatusSocketRoundTrip(t *testing.T) {
 		return buildReport("tap0", time.Unix(0, 0), "02:00:00:00:00:01", 7, st, tap.LinkStats{RxFrames: 5}, true, 0)
 	}
 	var logs syncBuffer
-	srv, err := listenStatus(sock, report, testLogger(&logs))
+	srv, err := listenStatus(sock, report, nil, testLogger(&logs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,8 +402,36 @@ func TestStatusSocketRoundTrip(t *testing.T) {
 		t.Error("query after close succeeded")
 	}
 	long := filepath.Join(dir, strings.Repeat("x", 120)+".sock")
-	if _, err := listenStatus(long, report, testLogger(&logs)); err == nil || !strings.Contains(err.Error(), "-state-dir") {
+	if _, err := listenStatus(long, report, nil, testLogger(&logs)); err == nil || !strings.Contains(err.Error(), "-state-dir") {
 		t.Errorf("over-long socket path: %v", err)
+	}
+}
+
+// TestControlAnsweredFromTheFirstConnection: a control request sent the
+// moment the socket exists is handed to the daemon's handler. The handler
+// used to be set on the server after it had started serving, so an early
+// -alias was refused ("takes no control requests") and raced under -race
+// (seen in CI: autoipd -alias right after start).
+func TestControlAnsweredFromTheFirstConnection(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "tap0.sock")
+	var logs syncBuffer
+	var calls atomic.Int32
+	control := func(req ControlRequest) ControlReply {
+		calls.Add(1)
+		return ControlReply{OK: req.Op == "alias"}
+	}
+	srv, err := listenStatus(sock, func() StatusReport { return StatusReport{Interface: "tap0"} }, control, testLogger(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.close()
+	r, err := sendControl(sock, ControlRequest{Op: "alias", Prefix: "10.0.0.1/24"}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK || r.Error != "" || calls.Load() != 1 {
+		t.Errorf("first request: reply %+v, handler called %d times; want OK from the handler once", r, calls.Load())
 	}
 }
 

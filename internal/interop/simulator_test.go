@@ -62,9 +62,16 @@ func TestSimulatorOnRealSegment(t *testing.T) {
 	dhcp.waitHolds(time.Minute, x)
 	w := s.waitQuiet(6*time.Second, 2*time.Minute)
 
-	// x was contested on the wire. (Not everyone forced onto it probes
-	// it: a host that sees another's probe for its candidate during its
-	// first wait moves on before probing, RFC 5227 §2.1.1.)
+	// x was contested on the wire: a participant forced onto it probed it
+	// and the kernel host, which holds it, answered. Not everyone forced
+	// onto x probes it: whoever probes first makes the others, who see
+	// that probe during their first wait, move on before probing (RFC 5227
+	// §2.1.1), and which of them is first is a matter of milliseconds (in
+	// one CI run dhcpcd probed 30 ms after the start, and neither avahi
+	// nor any simulated host ever probed x). So the count of probers is
+	// logged, not required; what is required is the contest itself, and,
+	// from the simulator's report below, that every simulated host left
+	// its first candidate on a conflict before it bound.
 	probedX := map[string]bool{}
 	for _, f := range w.arps {
 		if f.isProbe() && f.tpa == x {
@@ -77,8 +84,15 @@ func TestSimulatorOnRealSegment(t *testing.T) {
 			simProbedX++
 		}
 	}
-	if len(probedX) < 2 {
-		t.Errorf("probes for %v from %d hosts (avahi %v, dhcpcd %v, %d simulated); want it contested", x, len(probedX), probedX[avahi.mac], probedX[dhcp.mac], simProbedX)
+	kernAnswered := false
+	for _, f := range w.arps {
+		if f.op == 2 && f.sha == kern.mac && f.spa == x && probedX[f.ethDst] {
+			kernAnswered = true
+		}
+	}
+	if len(probedX) == 0 || probedX[kern.mac] || !kernAnswered {
+		t.Errorf("%v was not contested on the wire: probed by %d hosts (avahi %v, dhcpcd %v, %d simulated), the kernel host (its holder) answered a prober: %v",
+			x, len(probedX), probedX[avahi.mac], probedX[dhcp.mac], simProbedX, kernAnswered)
 	}
 
 	// Who claims what, from the capture: each MAC's last announcement.
@@ -145,11 +159,25 @@ func TestSimulatorOnRealSegment(t *testing.T) {
 	var rep struct {
 		Bound, Unique int
 		Violations    []any
+		HostDetail    []struct {
+			MAC       string `json:"mac"`
+			Conflicts int    `json:"conflicts"`
+		} `json:"host_detail"`
 	}
 	if b, err := os.ReadFile(simJSON); err != nil || json.Unmarshal(b, &rep) != nil {
 		t.Errorf("autoip-sim's report: %v", err)
 	} else if rep.Bound != simHosts || rep.Unique != simHosts || len(rep.Violations) != 0 {
 		t.Errorf("autoip-sim's report: %d bound, %d unique, violations %v", rep.Bound, rep.Unique, rep.Violations)
+	} else if len(rep.HostDetail) != simHosts {
+		t.Errorf("autoip-sim's report details %d hosts, want %d", len(rep.HostDetail), simHosts)
+	} else {
+		// Forced onto x, which the kernel host holds, none can bind
+		// without a conflict first.
+		for _, h := range rep.HostDetail {
+			if h.Conflicts < 1 {
+				t.Errorf("simulated host %s bound without a conflict: it was not forced onto %v", h.MAC, x)
+			}
+		}
 	}
 	t.Logf("bridge %s: %d simulated hosts (%d of them seen probing %v), avahi-autoipd (%v), dhcpcd (%v), kernel host (%v); all %d participants on distinct addresses %v after the start",
 		s.br, simHosts, simProbedX, x, claims[avahi.mac], claims[dhcp.mac], x, len(want)+1, allUnique.Sub(start).Round(time.Millisecond))
