@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -75,7 +76,11 @@ func (s AddressState) String() string {
 	return "state(?)"
 }
 
-// AddressEventKind names an AddressEvent.
+// AddressEventKind names an AddressEvent. String gives the names autoipd's
+// hooks and logs use: AddressProbe is ADDR_PROBE, AddressConfigured
+// ADDR_BOUND, AddressConflict ADDR_CONFLICT, AddressDefended ADDR_DEFEND,
+// AddressRemoved ADDR_REMOVED, the lease events LEASE_BOUND, LEASE_RENEWED,
+// LEASE_LOST, LEASE_DECLINED, and AutoConfigure AUTOCONFIGURE.
 type AddressEventKind uint8
 
 // Address event kinds.
@@ -176,7 +181,7 @@ func (c *Client) AddAddress(p netip.Prefix, src AddressSource) error {
 	if src != SourceStatic && src != SourceAlias {
 		return fmt.Errorf("add address %v: source %v cannot be added by hand", p, src)
 	}
-	err := ErrClosed
+	err := errNotStepped
 	routable := c.routable()
 	c.step(func(now time.Time) {
 		defer func() { c.eng.SetRoutable(now, routable.IsValid() || c.pendingRoutableLocked()) }()
@@ -190,13 +195,13 @@ func (c *Client) AddAddress(p netip.Prefix, src AddressSource) error {
 		err = nil
 		c.startManagedLocked(now, p, src)
 	})
-	return err
+	return c.orClosed(err)
 }
 
 // RemoveAddress takes a static or alias address off the NIC (resetting its
 // TCP connections unless KeepConnections) and stops watching it.
 func (c *Client) RemoveAddress(a netip.Addr) error {
-	err := ErrClosed
+	err := errNotStepped
 	c.step(func(now time.Time) {
 		defer func() {
 			if err == nil && !c.closed {
@@ -214,7 +219,7 @@ func (c *Client) RemoveAddress(a netip.Addr) error {
 			c.removeManagedLocked(now, m, AddressRemoved, "")
 		}
 	})
-	return err
+	return c.orClosed(err)
 }
 
 // Addresses returns the addresses the client manages besides the
@@ -240,11 +245,35 @@ func (c *Client) Addresses() []AddressStatus {
 
 // checkManageable says why p cannot be a static or alias address, if so.
 func checkManageable(p netip.Prefix) error {
-	if !p.IsValid() || !p.Addr().Is4() || !p.Addr().IsGlobalUnicast() || p.Bits() == 0 {
-		return ErrBadAddress
+	if err := CheckHostPrefix(p); err != nil {
+		return err
 	}
 	if autoip.LinkLocalPrefix.Contains(p.Addr()) {
 		return ErrLinkLocalOwned
+	}
+	return nil
+}
+
+// CheckHostPrefix reports why p cannot be a host's IPv4 address on its
+// subnet, wrapping ErrBadAddress: not IPv4 unicast (global, private or
+// link-local; loopback, multicast and broadcast are not), a zero prefix length,
+// or, for subnets of more than two addresses, the subnet's network or
+// broadcast address (10.0.0.0/24 and 10.0.0.255/24 name the subnet and all
+// its hosts, not one host; /31 and /32 have neither, RFC 3021).
+func CheckHostPrefix(p netip.Prefix) error {
+	a := p.Addr()
+	if !p.IsValid() || !a.Is4() || !(a.IsGlobalUnicast() || a.IsLinkLocalUnicast()) || p.Bits() == 0 {
+		return ErrBadAddress
+	}
+	if p.Bits() <= 30 {
+		b := a.As4()
+		host := binary.BigEndian.Uint32(b[:]) &^ (^uint32(0) << (32 - p.Bits()))
+		switch host {
+		case 0:
+			return fmt.Errorf("%v is the network address of %v: %w", p.Addr(), p.Masked(), ErrBadAddress)
+		case ^uint32(0) >> p.Bits():
+			return fmt.Errorf("%v is the broadcast address of %v: %w", p.Addr(), p.Masked(), ErrBadAddress)
+		}
 	}
 	return nil
 }

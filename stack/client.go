@@ -98,6 +98,12 @@ type LinkStateWatcher interface {
 // on the same goroutine through a synchronous link such as gVisor's
 // link/pipe, is stepped and queued, and its verdict is returned at once.
 //
+// Close it before removing its NIC (RemoveNIC) or destroying the gVisor
+// stack (Stack.Close does both in that order): Close withdraws the address
+// in order, saves state and reports STOP. A client whose NIC goes first
+// stops by itself, logs a warning, and WaitBound and Reannounce then fail
+// with ErrNICRemoved.
+//
 // It is safe for concurrent use.
 type Client struct {
 	s         *gvstack.Stack
@@ -129,6 +135,7 @@ type Client struct {
 	performing bool            // a goroutine is performing the queue
 	state      autoip.State    // last state queued for OnState
 	closed     bool            // Close was called
+	closeErr   error           // what WaitBound and friends report once closed
 	timerGen   uint64          // identifies the armed timer; stale callbacks see another
 	timer      tcpip.Timer
 	timerAt    time.Time
@@ -153,12 +160,15 @@ type Client struct {
 	ownRoutes map[netip.Addr][]tcpip.Route // routes made for managed addresses
 
 	removing    atomic.Bool // we are removing our address: OnRemoved is ours
+	nicGone     atomic.Bool // gVisor removed the NIC: its operations fail, as expected
 	reclaims    atomic.Uint64
 	stackErr    atomic.Uint64
 	resets      atomic.Uint64
 	bcastQuery  atomic.Uint64
 	directDrops atomic.Uint64
 	dhcpBad     atomic.Uint64
+
+	direct directSender // R28: link-local packets a route sent to a gateway
 }
 
 // Attach makes a Client for NIC nic of s, whose link is shim, and starts
@@ -222,6 +232,7 @@ func Attach(s *gvstack.Stack, nic tcpip.NICID, shim *Shim, cfg ClientConfig) (*C
 		hw: ecfg.HW, eng: eng, changed: make(chan struct{}), done: make(chan struct{}), linkUp: true,
 		mrng: rand.New(rand.NewPCG(eng.Seed(), autoip.SeedFromMAC(ecfg.HW)^0x6d616e61676564)), // "managed"
 	}
+	c.direct.c = c
 	if cfg.DHCP != nil {
 		if err := c.newDHCP(cfg.DHCP, c.clock.Now()); err != nil {
 			return nil, fmt.Errorf("autoip attach: %w", err)
@@ -282,12 +293,57 @@ func Attach(s *gvstack.Stack, nic tcpip.NICID, shim *Shim, cfg ClientConfig) (*C
 // or any Client): then it returns at once and the work is performed as soon
 // as the callback returns; Done tells when. It is idempotent.
 func (c *Client) Close() error {
+	c.closeWith(ErrClosed)
+	return nil
+}
+
+// nicRemoved stops the client when gVisor detached its NIC's link
+// (RemoveNIC, Destroy): nothing it sends can reach the wire any more and
+// its address is gone with the NIC. gVisor detaches with the stack's lock
+// held, so the work is done from a clock callback.
+func (c *Client) nicRemoved() {
+	c.clock.AfterFunc(0, func() {
+		c.mu.Lock()
+		closed := c.closed
+		c.mu.Unlock()
+		if closed {
+			return
+		}
+		c.nicGone.Store(true)
+		c.log.Warn("the NIC was removed from its stack (RemoveNIC or Destroy) while the client ran: stopping", "nic", c.nic)
+		c.closeWith(fmt.Errorf("%w: %w", ErrClosed, ErrNICRemoved))
+	})
+}
+
+// errNotStepped marks a result that step did not set: the client was closed.
+var errNotStepped = errors.New("not stepped")
+
+// orClosed returns err, or, if step did not run, why the client is closed.
+func (c *Client) orClosed(err error) error {
+	if err == errNotStepped {
+		return c.closedErr()
+	}
+	return err
+}
+
+// closedErr is what calls report once the client is closed.
+func (c *Client) closedErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeErr != nil {
+		return c.closeErr
+	}
+	return ErrClosed
+}
+
+func (c *Client) closeWith(reason error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		c.waitDone()
-		return nil
+		return
 	}
+	c.closeErr = reason
 	now := c.clock.Now()
 	c.eng.Stop(now)
 	if c.dhcp != nil {
@@ -314,7 +370,6 @@ func (c *Client) Close() error {
 	}
 	c.perform()
 	c.waitDone()
-	return nil
 }
 
 // waitDone waits for Close's work unless a callback is running: the
@@ -358,9 +413,9 @@ func (c *Client) SetLink(up bool) {
 // announces it again (SIGHUP). It returns an error matching
 // autoip.ErrNotBound if no address is bound, and ErrClosed after Close.
 func (c *Client) Reannounce() error {
-	err := ErrClosed // unless step runs f
+	err := errNotStepped
 	c.step(func(now time.Time) { err = c.eng.Reannounce(now) })
-	return err
+	return c.orClosed(err)
 }
 
 // Resync re-reads the NIC's addresses for the coexistence rules (R20-R22)
@@ -638,7 +693,7 @@ func (c *Client) WaitBound(ctx context.Context) (netip.Addr, error) {
 			return a, nil
 		}
 		if closed {
-			return netip.Addr{}, ErrClosed
+			return netip.Addr{}, c.closedErr()
 		}
 		select {
 		case <-ctx.Done():

@@ -409,3 +409,44 @@ func TestStackAddressErrors(t *testing.T) {
 		t.Error("a stack without AutoIP has a client")
 	}
 }
+
+// TestHostPrefixOnly: a subnet's network and broadcast addresses are not a
+// host's, with a client (probed, then configured and defended, as an
+// embedder saw) or without; /31 and /32 have neither and are accepted.
+func TestHostPrefixOnly(t *testing.T) {
+	h := newHub(t)
+	plain := h.addHost(hostCfg{noAutoIP: true})
+	auto := h.addHost(hostCfg{})
+	for _, tc := range []struct {
+		p    string
+		want string // "" accepted
+	}{
+		{"10.0.0.0/24", "network address of 10.0.0.0/24"},
+		{"10.0.0.255/24", "broadcast address of 10.0.0.0/24"},
+		{"10.0.0.4/30", "network address of 10.0.0.4/30"},
+		{"10.0.0.7/30", "broadcast address of 10.0.0.4/30"},
+		{"10.1.0.0/16", "network address of 10.1.0.0/16"},
+		{"10.0.0.6/30", ""},
+		{"10.0.1.0/31", ""},
+		{"10.0.1.1/31", ""},
+		{"10.0.2.255/32", ""},
+		{"10.0.3.0/23", ""}, // .0 of the upper /24, a host in the /23 (the /23's own .0 is 10.0.2.0)
+	} {
+		p := netip.MustParsePrefix(tc.p)
+		for name, add := range map[string]func(netip.Prefix) error{
+			"Stack.AddAddress without a client": plain.s.AddAddress,
+			"Client.AddAddress":                 func(p netip.Prefix) error { return auto.client().AddAddress(p, SourceAlias) },
+		} {
+			err := add(p)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("%s(%v): %v, want it accepted", name, p, err)
+			case tc.want != "" && (!errors.Is(err, ErrBadAddress) || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("%s(%v): %v, want ErrBadAddress saying %q", name, p, err, tc.want)
+			}
+		}
+	}
+	if err := CheckHostPrefix(netip.MustParsePrefix("10.0.0.0/24")); !errors.Is(err, ErrBadAddress) {
+		t.Errorf("CheckHostPrefix(10.0.0.0/24) = %v", err)
+	}
+}

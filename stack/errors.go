@@ -24,6 +24,11 @@ var (
 	ErrAttached = errors.New("NIC already has an autoip client")
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("autoip client closed")
+	// ErrNICRemoved: the client's NIC was removed from its stack, or the
+	// stack destroyed, while the client ran; the client stopped itself
+	// (errors carrying it also match ErrClosed). Close the client before
+	// RemoveNIC or Destroy to stop it in order (withdrawal, STOP, save).
+	ErrNICRemoved = errors.New("the NIC was removed from its stack")
 )
 
 // Error is a gVisor tcpip.Error turned into a Go error, with the operation

@@ -52,7 +52,7 @@ func (c *Client) unconfigureManaged(p netip.Prefix) {
 		c.tombstone(a)
 	}
 	if err := c.s.RemoveAddress(c.nic, tcpip.AddrFrom4(a.As4())); err != nil {
-		if _, gone := err.(*tcpip.ErrBadLocalAddress); !gone {
+		if !c.alreadyGone(err) {
 			c.stackErr.Add(1)
 			c.log.Error("removing address failed", "addr", p, "err", tcpipErr("remove address", err))
 		}

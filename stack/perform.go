@@ -195,13 +195,25 @@ func (c *Client) removeAddress(a netip.Addr) {
 	c.removing.Store(false)
 	c.refreshLocal()
 	if err != nil {
-		if _, gone := err.(*tcpip.ErrBadLocalAddress); !gone {
+		if !c.alreadyGone(err) {
 			c.stackErr.Add(1)
 			c.log.Error("removing address failed", "addr", a, "err", tcpipErr("remove address", err))
 		}
 	}
 	c.setBound(netip.Addr{})
 	c.syncRoutes(false)
+}
+
+// alreadyGone reports whether err, from removing an address, says that it
+// is gone anyway: not on the NIC, or the NIC itself removed (nicRemoved).
+func (c *Client) alreadyGone(err tcpip.Error) bool {
+	switch err.(type) {
+	case *tcpip.ErrBadLocalAddress:
+		return true
+	case *tcpip.ErrUnknownNICID:
+		return c.nicGone.Load()
+	}
+	return false
 }
 
 // addrWatch notices our address being removed by someone else, so that the

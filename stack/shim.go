@@ -136,6 +136,17 @@ func (s *Shim) screenARP(frame []byte) bool {
 	return true
 }
 
+// Attach implements gvstack.LinkEndpoint. gVisor attaches nil when it
+// removes the NIC (RemoveNIC, Destroy); the owner then stops itself.
+func (s *Shim) Attach(d gvstack.NetworkDispatcher) {
+	s.Endpoint.Attach(d)
+	if d == nil {
+		if c := s.owner.Load(); c != nil {
+			c.nicRemoved()
+		}
+	}
+}
+
 // claim makes c the Shim's owner; it fails if another Client owns it.
 func (s *Shim) claim(c *Client) bool { return s.owner.CompareAndSwap(nil, c) }
 
@@ -250,7 +261,7 @@ func (s *Shim) divert(pkt *gvstack.PacketBuffer) {
 	frame := append([]byte(nil), v.AsSlice()...)
 	v.Release()
 	s.redirected.Add(1)
-	c.sendDirect(frame)
+	c.direct.send(frame)
 }
 
 // linkLocalViaGateway reports whether pkt, an outgoing IPv4 packet, has a

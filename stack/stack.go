@@ -121,8 +121,8 @@ func (s *Stack) AddAddress(p netip.Prefix) error {
 	if s.client != nil {
 		return s.client.AddAddress(p, SourceStatic)
 	}
-	if a := p.Addr(); p.Bits() == 0 || a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
-		return fmt.Errorf("add address %v: %w", p, ErrBadAddress)
+	if err := CheckHostPrefix(p); err != nil {
+		return fmt.Errorf("add address %v: %w", p, err)
 	}
 	pa := tcpip.ProtocolAddress{Protocol: ipv4.ProtocolNumber, AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4(p.Addr().As4()), PrefixLen: p.Bits()}}
 	if err := s.gv.AddProtocolAddress(s.nic, pa, gvstack.AddressProperties{PEB: gvstack.FirstPrimaryEndpoint}); err != nil {

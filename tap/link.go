@@ -55,7 +55,7 @@ type LinkConfig struct {
 
 	// CheckInterval is how often the monitor polls the TAP's state with one
 	// SIOCGIFFLAGS ioctl when the kernel's link notifications cannot be
-	// had (default 1s). Normally the Link subscribes to them (an rtnetlink
+	// had (0: the default, 1s; negative is refused). Normally the Link subscribes to them (an rtnetlink
 	// socket bound to the RTMGRP_LINK group in the TAP's namespace: it only
 	// listens, it configures nothing) and checks the TAP only when the
 	// kernel reports a change of a link of the TAP's name or index, when a
@@ -173,7 +173,10 @@ func NewLink(cfg LinkConfig) (*Link, error) {
 	if cfg.MTU == 0 {
 		cfg.MTU = DefaultMTU
 	}
-	if cfg.CheckInterval <= 0 {
+	if cfg.CheckInterval < 0 {
+		return nil, opErr("open", name, fmt.Errorf("LinkConfig.CheckInterval %v is negative (0 means the default, %v)", cfg.CheckInterval, DefaultCheckInterval))
+	}
+	if cfg.CheckInterval == 0 {
 		cfg.CheckInterval = DefaultCheckInterval
 	}
 	log := cfg.Logger

@@ -13,6 +13,7 @@ import (
 
 	"github.com/autoip-project/autoip/autoip"
 	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/stack"
 	"github.com/autoip-project/autoip/tap"
 )
 
@@ -423,6 +424,9 @@ func parseRoutablePrefix(s string) (netip.Prefix, error) {
 	}
 	if autoip.LinkLocalPrefix.Contains(p.Addr()) || !p.Addr().IsGlobalUnicast() {
 		return netip.Prefix{}, fmt.Errorf("%v is not a routable unicast address (link-local addresses are autoipd's to choose)", p.Addr())
+	}
+	if err := stack.CheckHostPrefix(p); err != nil {
+		return netip.Prefix{}, err
 	}
 	return p, nil
 }

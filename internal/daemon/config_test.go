@@ -262,6 +262,8 @@ func TestParseBad(t *testing.T) {
 		{"-addr no prefix", []string{"-i", "tap0", "-addr", "192.0.2.1"}, []string{`"192.0.2.1"`, "prefix length"}},
 		{"-addr ipv6", []string{"-i", "tap0", "-addr", "2001:db8::1/64"}, []string{"2001:db8::1/64", "IPv4"}},
 		{"-addr multicast", []string{"-i", "tap0", "-addr", "224.0.0.1/4"}, []string{"224.0.0.1", "routable"}},
+		{"-addr network address", []string{"-i", "tap0", "-addr", "10.0.0.0/24"}, []string{"10.0.0.0", "network address of 10.0.0.0/24"}},
+		{"-addr broadcast address", []string{"-i", "tap0", "-addr", "10.0.0.255/24"}, []string{"10.0.0.255", "broadcast address of 10.0.0.0/24"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
