@@ -159,7 +159,11 @@ func (s *Shim) release(c *Client) { s.owner.CompareAndSwap(c, nil) }
 // hook that was done before the frame got here.
 func (s *Shim) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *gvstack.PacketBuffer) {
 	if proto == header.ARPProtocolNumber {
-		if !s.hooked { // else inbound has screened it already
+		switch {
+		case s.hooked: // inbound has screened it already
+		case s.owner.Load() == nil:
+			s.arpIn.Add(1) // no owner to show it to: no copy of the frame
+		default:
 			v := gvstack.PayloadSince(pkt.LinkHeader())
 			deliver := s.screenARP(v.AsSlice())
 			v.Release()
