@@ -282,3 +282,46 @@ func TestR30_ConnectionInHandshakeReset(t *testing.T) {
 }
 
 func isReset(err error) bool { return err != nil && strings.Contains(err.Error(), "reset") }
+
+// TestR18_GivenUpAddressOpensNothingNew: once an address is given up, a new
+// connection attempt to it (a SYN still sent to our MAC) is not answered:
+// RFC 3927 §2.5 (b), "the host MUST immediately cease using this address",
+// and the address may already be another host's. Only segments of
+// connections that existed (they carry an ACK) are answered with a RST for
+// a short while (R30). The SYN used to be refused with a RST from the old
+// address, seen on the wire 8 s after the address was given up.
+func TestR18_GivenUpAddressOpensNothingNew(t *testing.T) {
+	epA, epB := pipe.New(pipeMACA, pipeMACB, 1514)
+	sa, sb := newPipeStack(t, epA, nil, false), newPipeStack(t, epB, nil, false)
+	ca := attach(t, sa, stack.ClientConfig{Engine: autoip.Config{Timing: quickTiming(), Defend: acd.Abandon}})
+	cb := attach(t, sb, stack.ClientConfig{Engine: autoip.Config{Timing: quickTiming()}})
+	x, y := waitBound(t, ca, 10*time.Second), waitBound(t, cb, 10*time.Second)
+	// B keeps sending to A's old MAC: its neighbour entry for x stays.
+	if err := sb.GVisor().AddStaticNeighbor(sb.NIC(), ipv4.ProtocolNumber, tcpip.AddrFrom4(x.As4()), pipeMACA); err != nil {
+		t.Fatal(err)
+	}
+	rogue := acd.MAC{0x02, 0x66, 0, 0, 0, 2}
+	if err := sb.Shim().InjectOutbound(acd.BroadcastFrame(acd.Announcement(rogue, x)).AppendBinary(nil)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ca.Status().Configured == x && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if ca.Status().Configured == x {
+		t.Fatalf("%v was not given up", x)
+	}
+	before := sa.Shim().Stats().Resets
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	conn, err := gonet.DialTCPWithBind(ctx, sb.GVisor(),
+		tcpip.FullAddress{NIC: sb.NIC(), Addr: tcpip.AddrFrom4(y.As4())},
+		tcpip.FullAddress{NIC: sb.NIC(), Addr: tcpip.AddrFrom4(x.As4()), Port: 80}, ipv4.ProtocolNumber)
+	if err == nil {
+		conn.Close()
+		t.Fatalf("a connection to the given-up address %v was opened", x)
+	}
+	if after := sa.Shim().Stats().Resets; after != before || isReset(err) || strings.Contains(err.Error(), "refused") {
+		t.Errorf("a SYN to the given-up address was answered: dial %v, shim resets %d -> %d; want no answer (a timeout)", err, before, after)
+	}
+}

@@ -17,10 +17,12 @@ import (
 // finished processing: the endpoint does not exist yet, and once the
 // address is gone netstack drops the peer's segments silently, so the peer
 // hangs. For a short while after an address is given up, the Shim
-// therefore answers any TCP segment still sent to it (to our MAC) with a
-// RST (RFC 793 §3.4, reset generation for a closed port), as RFC 3927 §2.5
-// asks: "hosts SHOULD actively attempt to reset any existing connections
-// using that address".
+// therefore answers a TCP segment of a connection that existed (one with
+// an ACK) still sent to it (to our MAC) with a RST (RFC 793 §3.4, reset
+// generation for a closed port), as RFC 3927 §2.5 asks: "hosts SHOULD
+// actively attempt to reset any existing connections using that address".
+// A new connection attempt (a SYN without ACK) gets no answer: the address
+// is no longer ours to use.
 
 // tombstoneFor is how long a given-up address is answered with RSTs.
 const tombstoneFor = 10 * time.Second
@@ -103,24 +105,16 @@ func (s *Shim) resetDead(frame []byte) bool {
 		return false
 	}
 	tcp := header.TCP(ip.Payload())
-	if len(tcp) < header.TCPMinimumSize || tcp.Flags().Contains(header.TCPFlagRst) {
-		return true // nothing to answer; still not netstack's
+	if len(tcp) < header.TCPMinimumSize || tcp.Flags().Contains(header.TCPFlagRst) || !tcp.Flags().Contains(header.TCPFlagAck) {
+		// Nothing to answer (a RST), or no connection that existed: every
+		// segment of one carries an ACK but the first SYN. A new SYN is
+		// left unanswered, as for any address that is not ours (RFC 3927
+		// §2.5 (b): "MUST immediately cease using this address"; it may
+		// already be another host's). Still not netstack's.
+		return true
 	}
-	var seq, ack uint32
-	flags := header.TCPFlagRst
-	if tcp.Flags().Contains(header.TCPFlagAck) {
-		seq = tcp.AckNumber()
-	} else {
-		segLen := uint32(len(tcp) - int(tcp.DataOffset()))
-		if tcp.Flags().Contains(header.TCPFlagSyn) {
-			segLen++
-		}
-		if tcp.Flags().Contains(header.TCPFlagFin) {
-			segLen++
-		}
-		ack = tcp.SequenceNumber() + segLen
-		flags |= header.TCPFlagAck
-	}
+	// RFC 793 §3.4, reset generation for a segment with ACK: <SEQ=SEG.ACK><CTL=RST>.
+	seq, ack, flags := tcp.AckNumber(), uint32(0), header.TCPFlagRst
 	out := make([]byte, header.EthernetMinimumSize+header.IPv4MinimumSize+header.TCPMinimumSize)
 	header.Ethernet(out).Encode(&header.EthernetFields{SrcAddr: s.LinkAddress(), DstAddr: eth.SourceAddress(), Type: header.IPv4ProtocolNumber})
 	rip := header.IPv4(out[header.EthernetMinimumSize:])

@@ -1,6 +1,9 @@
 package daemon
 
 import (
+	crand "crypto/rand"
+	"encoding/binary"
+	mrand "math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -94,10 +97,28 @@ func (d *daemon) dhcpConfig() *stack.DHCPConfig {
 		return nil
 	}
 	return &stack.DHCPConfig{
+		InitDelay:       cfg.DHCPInitDelay,
+		Rand:            dhcpRand(cfg.Seed),
 		Hostname:        cfg.DHCPHostname,
 		LinkLocalAfter:  cfg.DHCPFallback,
 		LinkLocalAtOnce: cfg.DHCPFallback == 0,
 		KeepLease:       cfg.DHCPKeepLease,
 		Store:           &gatedLeases{gate: d.gate, inner: &leaseFile{path: cfg.path(".lease.json"), log: d.log}, log: d.log},
 	}
+}
+
+// dhcpRand draws the DHCP client's transaction IDs and delays. RFC 2131
+// wants the xid "a random number chosen by the client", and §4.1 a
+// different one at each restart, which a generator seeded from the MAC
+// (the library's default, for reproducible simulations) is not: it would
+// repeat across restarts and be predictable from the MAC on the wire. So
+// autoipd seeds it from the system's random source, unless -seed asks for
+// a reproducible run.
+func dhcpRand(seed uint64) *mrand.Rand {
+	if seed != 0 {
+		return mrand.New(mrand.NewPCG(seed, seed^0x64686370)) // "dhcp"
+	}
+	var b [16]byte
+	_, _ = crand.Read(b[:]) // never fails on Linux (Go 1.24+: it panics instead)
+	return mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])))
 }

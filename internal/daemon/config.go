@@ -13,6 +13,7 @@ import (
 
 	"github.com/autoip-project/autoip/autoip"
 	"github.com/autoip-project/autoip/autoip/acd"
+	"github.com/autoip-project/autoip/dhcp"
 	"github.com/autoip-project/autoip/stack"
 	"github.com/autoip-project/autoip/tap"
 )
@@ -29,6 +30,9 @@ const (
 	// DefaultDHCPFallback is how long link-local waits for a DHCP lease.
 	DefaultDHCPFallback = 10 * time.Second
 	MaxDHCPFallback     = time.Hour
+	// MaxDHCPInitDelay is the longest -dhcp-init-delay: RFC 2131 §4.4.1's
+	// "between one and ten seconds".
+	MaxDHCPInitDelay = 10 * time.Second
 )
 
 // Config is the daemon's validated configuration: the result of Parse.
@@ -68,6 +72,7 @@ type Config struct {
 	DHCPFallback  time.Duration // -dhcp-fallback: link-local after this long without a lease (0: at once)
 	DHCPKeepLease bool          // -dhcp-keep-lease: no DHCPRELEASE at stop
 	DHCPHostname  string        // -dhcp-hostname: option 12
+	DHCPInitDelay time.Duration // -dhcp-init-delay: bound of the random wait before the first DHCPDISCOVER
 
 	// Alias and Delete are requests to a running daemon (-alias, -delete).
 	Alias  netip.Prefix
@@ -387,6 +392,7 @@ func flagSet(cfg *Config, oStrings *[]string, addrs *[]netip.Prefix) *flag.FlagS
 	fs.BoolVar(&cfg.DHCP, "dhcp", false, "")
 	fs.Var(&durValue{p: &cfg.DHCPFallback, min: 0, max: MaxDHCPFallback}, "dhcp-fallback", "")
 	fs.BoolVar(&cfg.DHCPKeepLease, "dhcp-keep-lease", false, "")
+	fs.Var(&durValue{p: &cfg.DHCPInitDelay, min: time.Millisecond, max: MaxDHCPInitDelay}, "dhcp-init-delay", "")
 	fs.Func("dhcp-hostname", "", func(s string) error {
 		if s == "" || len(s) > 63 || strings.ContainsFunc(s, func(r rune) bool {
 			return !(r == '-' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
@@ -518,11 +524,12 @@ func isBoolFlag(f *flag.Flag) bool {
 // is accepted), or the configuration.
 func Parse(args []string) (*Config, error) {
 	cfg := &Config{
-		QNX:          autoip.DefaultQNXOptions(),
-		StateDir:     DefaultStateDir,
-		HookTimeout:  DefaultHookTimeout,
-		LogFormat:    "text",
-		DHCPFallback: DefaultDHCPFallback,
+		QNX:           autoip.DefaultQNXOptions(),
+		StateDir:      DefaultStateDir,
+		HookTimeout:   DefaultHookTimeout,
+		LogFormat:     "text",
+		DHCPFallback:  DefaultDHCPFallback,
+		DHCPInitDelay: dhcp.DefaultInitDelay,
 	}
 	var oStrings []string
 	fs := flagSet(cfg, &oStrings, &cfg.Addrs)
@@ -568,7 +575,7 @@ func Parse(args []string) (*Config, error) {
 		return nil, usageErrorf("-status, -wait, -alias and -delete cannot be combined: give one")
 	}
 	if !cfg.DHCP {
-		for _, f := range []string{"dhcp-fallback", "dhcp-keep-lease", "dhcp-hostname"} {
+		for _, f := range []string{"dhcp-fallback", "dhcp-keep-lease", "dhcp-hostname", "dhcp-init-delay"} {
 			if set[f] {
 				return nil, usageErrorf("-%s given without -dhcp", f)
 			}

@@ -23,6 +23,7 @@ func base() Config {
 		LogFormat:       "text",
 		YieldToRoutable: true,
 		DHCPFallback:    DefaultDHCPFallback,
+		DHCPInitDelay:   time.Second,
 	}
 }
 
@@ -147,6 +148,7 @@ func TestParseGood(t *testing.T) {
 		{"-dhcp tuned", []string{"-i", "tap0", "-dhcp", "-dhcp-fallback", "0", "-dhcp-keep-lease", "-dhcp-hostname", "box-1"}, func(c *Config) {
 			c.DHCP, c.DHCPFallback, c.DHCPKeepLease, c.DHCPHostname = true, 0, true, "box-1"
 		}, base},
+		{"-dhcp-init-delay", []string{"-i", "tap0", "-dhcp", "-dhcp-init-delay", "10s"}, func(c *Config) { c.DHCP, c.DHCPInitDelay = true, 10*time.Second }, base},
 		{"-alias", []string{"-i", "tap0", "-alias", "10.0.0.1/24"}, func(c *Config) { c.Alias = netip.MustParsePrefix("10.0.0.1/24") }, base},
 		{"-delete", []string{"-i", "tap0", "-delete", "10.0.0.1"}, func(c *Config) { c.Delete = netip.MustParseAddr("10.0.0.1") }, base},
 	}
@@ -176,6 +178,9 @@ func TestParseBad(t *testing.T) {
 		{"-dhcp-fallback negative", []string{"-i", "tap0", "-dhcp", "-dhcp-fallback", "-1s"}, []string{`"-1s"`, "0s..1h0m0s"}},
 		{"-dhcp-fallback too long", []string{"-i", "tap0", "-dhcp", "-dhcp-fallback", "2h"}, []string{`"2h"`, "0s..1h0m0s"}},
 		{"-dhcp-hostname bad", []string{"-i", "tap0", "-dhcp", "-dhcp-hostname", "a b"}, []string{`"a b"`, "host name"}},
+		{"-dhcp-init-delay too long", []string{"-i", "tap0", "-dhcp", "-dhcp-init-delay", "11s"}, []string{`"11s"`, "1ms..10s"}},
+		{"-dhcp-init-delay zero", []string{"-i", "tap0", "-dhcp", "-dhcp-init-delay", "0"}, []string{`"0"`, "1ms..10s"}},
+		{"-dhcp-init-delay without -dhcp", []string{"-i", "tap0", "-dhcp-init-delay", "5s"}, []string{"-dhcp-init-delay", "without -dhcp"}},
 		{"-alias link-local", []string{"-i", "tap0", "-alias", "169.254.1.1/16"}, []string{"169.254.1.1", "link-local"}},
 		{"-alias no prefix", []string{"-i", "tap0", "-alias", "10.0.0.1"}, []string{`"10.0.0.1"`, "prefix length"}},
 		{"-delete bad", []string{"-i", "tap0", "-delete", "x"}, []string{`"x"`, "IPv4 address"}},

@@ -460,3 +460,21 @@ func TestRunStatusWithoutDaemon(t *testing.T) {
 		t.Errorf("code %d, stderr %q", code, errb.String())
 	}
 }
+
+// TestDHCPTransactionIDsDifferAtEachStart: without -seed, two starts of the
+// same MAC draw different DHCP transaction IDs (RFC 2131: "a random number
+// chosen by the client", a new one at each restart); an auditor saw the
+// same xid and the same first delay at every restart, predictable from the
+// MAC on the wire. With -seed the draws repeat, for reproducible runs.
+func TestDHCPTransactionIDsDifferAtEachStart(t *testing.T) {
+	if a, b := dhcpRand(0).Uint32(), dhcpRand(0).Uint32(); a == b {
+		t.Errorf("two starts drew the same first value %#x", a)
+	}
+	if a, b := dhcpRand(42).Uint32(), dhcpRand(42).Uint32(); a != b {
+		t.Errorf("-seed 42 drew %#x then %#x; want the same", a, b)
+	}
+	d := &daemon{cfg: &Config{DHCP: true, DHCPInitDelay: 7 * time.Second}}
+	if c := d.dhcpConfig(); c.Rand == nil || c.InitDelay != 7*time.Second {
+		t.Errorf("DHCP config: Rand %v, InitDelay %v; want a random source and 7s", c.Rand, c.InitDelay)
+	}
+}

@@ -111,6 +111,10 @@ Long flags:
   -dhcp-keep-lease   with -dhcp: keep the lease at stop (no DHCPRELEASE; it
                      is asked for again at the next start)
   -dhcp-hostname H   with -dhcp: send H as the host name (option 12)
+  -dhcp-init-delay D with -dhcp: the first DHCPDISCOVER waits a random time
+                     up to D (1ms..10s, default 1s); RFC 2131 §4.4.1 asks
+                     for one to ten seconds to spread a network booting at
+                     once, at that price on every start: 10s gives it
 
 Signals: SIGINT and SIGTERM withdraw the address, save state, run the STOP
 hook and exit 0; while a hook runs the log says which one it waits for,
