@@ -4,7 +4,9 @@ import (
 	"errors"
 	"flag"
 	"net/netip"
+	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -415,4 +417,25 @@ func TestExpandArgs(t *testing.T) {
 			t.Errorf("expandArgs(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+}
+
+// TestEveryFlagDocumented: autoipd -h and the README name every flag the
+// parser takes, so none is undocumented.
+func TestEveryFlagDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg Config
+	var o []string
+	var addrs []netip.Prefix
+	flagSet(&cfg, &o, &addrs).VisitAll(func(f *flag.Flag) {
+		name := "-" + f.Name
+		if !regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(name) + `\b`).MatchString(Usage) {
+			t.Errorf("autoipd -h does not describe %s", name)
+		}
+		if !regexp.MustCompile(`(^|[\s\x60(,])` + regexp.QuoteMeta(name) + `\b`).Match(readme) {
+			t.Errorf("README.md does not mention %s", name)
+		}
+	})
 }
