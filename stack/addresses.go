@@ -383,6 +383,9 @@ func (c *Client) managedOutputLocked(now time.Time, m *managed, o acd.Output) {
 			return
 		}
 		m.state = AddrConflict // only while probing: DefendForever never gives up
+		// It will not be configured: the flag form's yield must not wait
+		// for it any more.
+		c.queue = append(c.queue, job{kind: jobRoutable})
 	case acd.OutDefend, acd.OutDefendSuppressed:
 		m.conflicts++
 		ev := AddressEvent{Kind: AddressDefended, Time: now, Prefix: m.prefix, Source: m.source, Phase: acd.PhaseBound, From: o.Frame.SenderHW}

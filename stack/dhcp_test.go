@@ -268,3 +268,29 @@ func TestR33_ServerSaysDoNotAutoConfigure(t *testing.T) {
 	srv.Silent = true
 	h.runUntilBound(10*time.Minute, a)
 }
+
+// TestR21_YieldEndsWhenTheStaticAddressLosesItsProbe: in the flag form
+// (YieldToRoutable) link-local waits while a static address is probed, and
+// claims once that address lost its probe to another host: nothing
+// routable will be configured, so there is nothing to yield to. An
+// operator saw autoipd -addr on a taken address stay suspended for ever,
+// with no address at all.
+func TestR21_YieldEndsWhenTheStaticAddressLosesItsProbe(t *testing.T) {
+	h := newHub(t)
+	holder := h.addHost(hostCfg{noAutoIP: true})
+	taken := netip.MustParsePrefix("10.0.0.7/24")
+	if err := holder.s.AddAddress(taken); err != nil {
+		t.Fatal(err)
+	}
+	a := h.addHost(hostCfg{cfg: ClientConfig{Engine: autoip.Config{YieldToRoutable: true}, Static: []netip.Prefix{taken}}})
+	h.runFor(time.Minute)
+	if a.has(taken.Addr()) {
+		t.Fatal("configured an address another host holds")
+	}
+	if st := a.client().Addresses(); len(st) != 1 || st[0].State != AddrConflict {
+		t.Fatalf("static address %+v, want it in conflict", st)
+	}
+	if st := a.status(); st.State != autoip.StateBound || !st.Configured.IsValid() {
+		t.Fatalf("link-local after the static address lost its probe: %v %v, want bound", st.State, st.Configured)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	gvstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/autoip-project/autoip/autoip/acd"
 )
 
 // The performer's side of managed addresses: what configuring one does to
@@ -122,7 +124,11 @@ func (c *Client) logAddrEvent(ev AddressEvent) {
 			c.log.Warn(ev.Kind.String(), args...)
 		} else {
 			// The operator said this address is ours: say it loudly.
-			c.log.Error(ev.Kind.String()+": another host uses an address configured here", args...)
+			what := ": another host uses an address configured here; it is defended"
+			if ev.Phase == acd.PhaseProbing {
+				what = ": another host uses this address; it was probed and is not configured"
+			}
+			c.log.Error(ev.Kind.String()+what, args...)
 		}
 	case LeaseLost, LeaseDeclined:
 		c.log.Warn(ev.Kind.String(), append(args, "reason", ev.Reason)...)

@@ -386,6 +386,11 @@ func flagSet(cfg *Config, oStrings *[]string, addrs *[]netip.Prefix) *flag.FlagS
 		if err != nil {
 			return err
 		}
+		for _, q := range *addrs {
+			if q.Addr() == p.Addr() {
+				return fmt.Errorf("%v is already given as -addr %v: one prefix per address", p.Addr(), q)
+			}
+		}
 		*addrs = append(*addrs, p)
 		return nil
 	})

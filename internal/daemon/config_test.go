@@ -180,6 +180,7 @@ func TestParseBad(t *testing.T) {
 		{"-dhcp-fallback negative", []string{"-i", "tap0", "-dhcp", "-dhcp-fallback", "-1s"}, []string{`"-1s"`, "0s..1h0m0s"}},
 		{"-dhcp-fallback too long", []string{"-i", "tap0", "-dhcp", "-dhcp-fallback", "2h"}, []string{`"2h"`, "0s..1h0m0s"}},
 		{"-dhcp-hostname bad", []string{"-i", "tap0", "-dhcp", "-dhcp-hostname", "a b"}, []string{`"a b"`, "host name"}},
+		{"-addr same address twice", []string{"-i", "tap0", "-addr", "10.0.0.1/24", "-addr", "10.0.0.1/16"}, []string{"10.0.0.1 is already given as -addr 10.0.0.1/24"}},
 		{"-dhcp-init-delay too long", []string{"-i", "tap0", "-dhcp", "-dhcp-init-delay", "11s"}, []string{`"11s"`, "1ms..10s"}},
 		{"-dhcp-init-delay zero", []string{"-i", "tap0", "-dhcp", "-dhcp-init-delay", "0"}, []string{`"0"`, "1ms..10s"}},
 		{"-dhcp-init-delay without -dhcp", []string{"-i", "tap0", "-dhcp-init-delay", "5s"}, []string{"-dhcp-init-delay", "without -dhcp"}},

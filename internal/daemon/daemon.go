@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -82,12 +83,23 @@ func addrString(a netip.Addr) string {
 	return a.String()
 }
 
+// noAnswer says why the status socket gave no answer: a socket (or state
+// directory) this user may not use says nothing about whether a daemon
+// runs, and only root and the daemon's user may ask.
+func noAnswer(cfg *Config, sock string, err error) string {
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Sprintf("permission denied on the status socket %s of interface %s: only root and the daemon's user may ask autoipd (a daemon may well be running); you are %s: %v",
+			sock, cfg.Iface, describeUID(os.Geteuid()), err)
+	}
+	return fmt.Sprintf("no autoipd answers for interface %s (status socket %s): %v", cfg.Iface, sock, err)
+}
+
 // runStatus implements -status.
 func runStatus(cfg *Config, stdout, stderr io.Writer) int {
 	sock := cfg.path(".sock")
 	raw, _, err := queryStatus(sock, 5*time.Second)
 	if err != nil {
-		printError(stderr, cfg.LogFormat, fmt.Sprintf("no autoipd answers for interface %s (status socket %s): %v", cfg.Iface, sock, err))
+		printError(stderr, cfg.LogFormat, noAnswer(cfg, sock, err))
 		return ExitFailure
 	}
 	stdout.Write(raw)
@@ -103,7 +115,7 @@ func runControl(cfg *Config, stdout, stderr io.Writer) int {
 	sock := cfg.path(".sock")
 	r, err := sendControl(sock, req, 5*time.Second)
 	if err != nil {
-		printError(stderr, cfg.LogFormat, fmt.Sprintf("no autoipd answers for interface %s (status socket %s): %v", cfg.Iface, sock, err))
+		printError(stderr, cfg.LogFormat, noAnswer(cfg, sock, err))
 		return ExitFailure
 	}
 	if !r.OK {
@@ -317,6 +329,18 @@ func (d *daemon) startAll() (int, error) {
 	if err := prepareStateDir(cfg.StateDir); err != nil {
 		return ExitFailure, err
 	}
+	// A state directory given as a link is used where it leads: the
+	// directory watch does not follow links (it watches the directory
+	// itself), and the directory it leads to must pass the same checks.
+	if real, err := filepath.EvalSymlinks(cfg.StateDir); err == nil && real != filepath.Clean(cfg.StateDir) {
+		if abs, aerr := filepath.Abs(cfg.StateDir); aerr != nil || real != abs {
+			if err := checkStrictModes(real); err != nil {
+				return ExitFailure, fmt.Errorf("state directory %s leads to %s: %w", cfg.StateDir, real, err)
+			}
+			log.Info("the state directory is a link; using the directory it leads to", "state_dir", cfg.StateDir, "real", real)
+			cfg.StateDir = real
+		}
+	}
 	d.startup.enter("lock")
 	lock, err := lockIface(cfg.path(".lock"), cfg.Iface)
 	var locked *LockedError
@@ -398,10 +422,14 @@ func (d *daemon) start() error {
 		d.mac = m
 	}
 	if cfg.Hook != "" {
-		if _, err := exec.LookPath(cfg.Hook); err != nil {
+		path, err := checkHook(cfg.Hook)
+		switch {
+		case errors.Is(err, errHookMissing):
 			log.Warn("hook is not an executable file (yet); it will be tried at each event anyway", "hook", cfg.Hook, "err", err)
+		case err != nil:
+			return err
 		}
-		d.hooks = newHookRunner(cfg.Hook, cfg.Iface, cfg.HookTimeout, log)
+		d.hooks = newHookRunner(path, cfg.Iface, cfg.HookTimeout, log)
 	}
 
 	d.startup.enter("TAP")

@@ -48,13 +48,19 @@ func (d *daemon) suspendedReason(st *stack.Status, as []stack.AddressStatus) str
 	var addrs []string
 	if st == nil {
 		for _, p := range d.cfg.Addrs {
-			addrs = append(addrs, p.String()+" (static)")
+			addrs = append(addrs, p.String()+" (static, to be probed)")
 		}
 	}
 	for _, a := range as {
-		if a.State == stack.AddrProbing || a.State == stack.AddrConfigured {
+		switch a.State {
+		case stack.AddrConfigured:
 			addrs = append(addrs, a.Prefix.String()+" ("+a.Source.String()+")")
+		case stack.AddrProbing, stack.AddrLinkDown:
+			addrs = append(addrs, a.Prefix.String()+" ("+a.Source.String()+", being probed: link-local waits for its outcome)")
 		}
+	}
+	if len(addrs) == 0 {
+		addrs = append(addrs, "a DHCP lease")
 	}
 	if d.cfg.OForm {
 		return fmt.Sprintf("a routable address (%s) is on the interface, and -o old yields to it: "+

@@ -198,6 +198,13 @@ func (h *hookRunner) run(c hookCall) {
 		return
 	default:
 	}
+	attrs := []any{"hook", h.path, "event", c.event, "addr", c.addr}
+	// Checked again at each run: the file or a directory above it may
+	// have changed hands since the start.
+	if _, err := checkHook(h.path); err != nil && !errors.Is(err, errHookMissing) {
+		h.log.Error("hook not run: "+err.Error(), attrs...)
+		return
+	}
 	cmd := exec.Command(h.path, c.event, h.iface, c.addr)
 	cmd.Env = append(hookBaseEnv(), c.env...)
 	var stdout, stderr limitedBuffer
@@ -207,7 +214,6 @@ func (h *hookRunner) run(c hookCall) {
 	// not hold us for longer than this.
 	cmd.WaitDelay = time.Second
 	start := time.Now()
-	attrs := []any{"hook", h.path, "event", c.event, "addr", c.addr}
 	if err := cmd.Start(); err != nil {
 		h.log.Warn("hook could not be run", append(attrs, "err", err)...)
 		return

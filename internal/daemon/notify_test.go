@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +78,33 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestStateDirGivenAsALinkIsWatched: -state-dir naming a link to a private
+// directory works like the directory itself: it is used where the link
+// leads, so inotify watches it (an operator saw "cannot watch the state
+// directory with inotify ... not a directory" and a fall-back to polling)
+// and a removed MAC file is put back long before the 1 m -check-interval.
+func TestStateDirGivenAsALinkIsWatched(t *testing.T) {
+	ns := newNS(t)
+	tapInNS(t, ns)
+	real := privateStateDir(t)
+	link := filepath.Join(privateStateDir(t), "state")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	r := startRunEvery(t, ns, link, "1m", append([]string{"-s", "169.254.20.93"}, fastRun...)...)
+	r.waitStatus("bound", func(_ []byte, rep *StatusReport) bool { return rep.Configured == "169.254.20.93" })
+	if strings.Contains(r.stderr.String(), "cannot watch the state directory") {
+		t.Errorf("the state directory is not watched:\n%s", r.stderr.String())
+	}
+	mac := filepath.Join(real, "aiphu0.mac")
+	if err := os.Remove(mac); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the MAC file put back", func() bool { _, err := os.Stat(mac); return err == nil })
+	if code := r.stop(); code != ExitOK {
+		t.Errorf("exit %d, want 0", code)
 	}
 }

@@ -53,7 +53,7 @@ func checkStrictModes(abs string) error {
 	if uid != euid || mode&0o022 != 0 {
 		return fmt.Errorf("state directory %s is mode %04o and owned by %s: it must be owned by %s and writable by no one else, "+
 			"or other users could plant links and files in it (as sshd's StrictModes); fix it with chown %d %s && chmod 700 %s",
-			abs, mode.Perm(), describeUID(uid), describeUID(euid), euid, abs, abs)
+			abs, octalMode(mode), describeUID(uid), describeUID(euid), euid, abs, abs)
 	}
 	for p := filepath.Dir(abs); ; p = filepath.Dir(p) {
 		mode, uid, err := statOwner(p)
@@ -63,12 +63,28 @@ func checkStrictModes(abs string) error {
 		if uid != 0 && uid != euid || mode&0o022 != 0 && mode&fs.ModeSticky == 0 {
 			return fmt.Errorf("%s, above state directory %s, is mode %04o and owned by %s: it must be owned by root or %s and "+
 				"not writable by others unless sticky (like /tmp), or another user could replace the state directory",
-				p, abs, mode.Perm(), describeUID(uid), describeUID(euid))
+				p, abs, octalMode(mode), describeUID(uid), describeUID(euid))
 		}
 		if p == filepath.Dir(p) {
 			return nil
 		}
 	}
+}
+
+// octalMode is mode as chmod takes it: permissions with the setuid,
+// setgid and sticky bits (a 1777 directory is not a 0777 one).
+func octalMode(mode fs.FileMode) uint32 {
+	m := uint32(mode.Perm())
+	if mode&fs.ModeSetuid != 0 {
+		m |= 0o4000
+	}
+	if mode&fs.ModeSetgid != 0 {
+		m |= 0o2000
+	}
+	if mode&fs.ModeSticky != 0 {
+		m |= 0o1000
+	}
+	return m
 }
 
 // statOwner returns path's mode and owner, following links.

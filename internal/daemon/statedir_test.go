@@ -29,6 +29,10 @@ func TestStateDirOthersCanWriteIsRefused(t *testing.T) {
 			os.Chmod(dir, 0o777)
 			return dir
 		}, []string{"mode 0777", "owned by uid 0", "writable"}},
+		{"world-writable and sticky", func(dir string) string {
+			os.Chmod(dir, 0o777|os.ModeSticky)
+			return dir
+		}, []string{"mode 1777", "writable"}},
 		{"group-writable", func(dir string) string {
 			os.Chmod(dir, 0o770)
 			return dir

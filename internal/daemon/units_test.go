@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -476,5 +478,20 @@ func TestDHCPTransactionIDsDifferAtEachStart(t *testing.T) {
 	d := &daemon{cfg: &Config{DHCP: true, DHCPInitDelay: 7 * time.Second}}
 	if c := d.dhcpConfig(); c.Rand == nil || c.InitDelay != 7*time.Second {
 		t.Errorf("DHCP config: Rand %v, InitDelay %v; want a random source and 7s", c.Rand, c.InitDelay)
+	}
+}
+
+// TestNoAnswerSaysPermissionDenied: a user the status socket refuses is
+// told so, not that no daemon answers (an operator was sent looking for a
+// daemon that ran all along).
+func TestNoAnswerSaysPermissionDenied(t *testing.T) {
+	cfg := &Config{Iface: "tap0", StateDir: "/var/lib/autoipd"}
+	denied := &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", syscall.EACCES)}
+	if msg := noAnswer(cfg, "/var/lib/autoipd/tap0.sock", denied); !strings.Contains(msg, "permission denied") || strings.Contains(msg, "no autoipd answers") || !strings.Contains(msg, "only root and the daemon's user") {
+		t.Errorf("EACCES: %s", msg)
+	}
+	gone := &net.OpError{Op: "dial", Net: "unix", Err: os.NewSyscallError("connect", syscall.ENOENT)}
+	if msg := noAnswer(cfg, "/var/lib/autoipd/tap0.sock", gone); !strings.Contains(msg, "no autoipd answers") {
+		t.Errorf("ENOENT: %s", msg)
 	}
 }

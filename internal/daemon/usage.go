@@ -70,7 +70,11 @@ Long flags:
                      -addr/-alias addresses on ADDR_BOUND, ADDR_CONFLICT,
                      ADDR_DEFEND, ADDR_REMOVED; with -dhcp on LEASE_BOUND,
                      LEASE_RENEWED, LEASE_LOST, LEASE_DECLINED and
-                     AUTOCONFIGURE (AUTOIPD_LEASE_* give the lease)
+                     AUTOCONFIGURE (AUTOIPD_LEASE_* give the lease); it runs
+                     with autoipd's rights, so it is refused (at start, and
+                     skipped at each event) if another user owns it or can
+                     write to it or to a directory above it (sticky ones
+                     such as /tmp excepted); a bare name is looked up in PATH
   -hook-timeout D    kill a hook still running after D (1ms..1h); default 10s
   -log-format F      text or json; default text
   -wait              start the daemon in the background, wait until it holds
