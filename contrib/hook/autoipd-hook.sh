@@ -16,7 +16,9 @@
 # What it prints is logged by autoipd line by line (the first 64 KiB of
 # stdout and of stderr); a non-zero exit is logged, never fatal. It is
 # killed, with everything it started, after -hook-timeout (10s by
-# default) and when it returns: start long-running work with setsid.
+# default) and when it returns: start long-running work with
+# `setsid -f CMD` (a plain `setsid CMD &` may still be in the group when
+# the hook returns, and be killed with it).
 # This example logs the event and every AUTOIPD_* variable, and shows
 # where to act.
 set -u
