@@ -93,6 +93,7 @@ type Device struct {
 	index   int
 	created bool
 	f       *os.File // /dev/net/tun attached to the TAP: non-blocking, poller-driven
+	raw     syscall.RawConn
 
 	closeOnce sync.Once
 	closeErr  error
@@ -141,7 +142,12 @@ func openWith(ctl int, cfg Config) (*Device, error) {
 		}
 		return nil, opErr("open", name, err)
 	}
-	d := &Device{name: name, created: !exists, f: f}
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, opErr("open", name, err)
+	}
+	d := &Device{name: name, created: !exists, f: f, raw: raw}
 	after, err := ifIndex(ctl, name)
 	if err == nil {
 		d.index = after

@@ -80,10 +80,8 @@ func (e *Endpoint) Up() bool { return e.l.Up() }
 func (e *Endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 	n := 0
 	for _, pkt := range pkts.AsSlice() {
-		v := pkt.ToView()
-		err := e.l.write(v.AsSlice())
-		v.Release()
-		if err != nil {
+		// The packet's pieces, written as they are (writev): no copy.
+		if err := e.l.write(pkt.AsSlices()); err != nil {
 			return n, err
 		}
 		n++
