@@ -135,7 +135,7 @@ type Client struct {
 	performing bool            // a goroutine is performing the queue
 	state      autoip.State    // last state queued for OnState
 	closed     bool            // Close was called
-	closeErr   error           // what WaitBound and friends report once closed
+	closeErr   error           // why it is closed: what WaitBound and friends then report
 	timerGen   uint64          // identifies the armed timer; stale callbacks see another
 	timer      tcpip.Timer
 	timerAt    time.Time
@@ -326,14 +326,12 @@ func (c *Client) orClosed(err error) error {
 	return err
 }
 
-// closedErr is what calls report once the client is closed.
+// closedErr is what calls report once the client is closed (closeWith
+// sets it before closed).
 func (c *Client) closedErr() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closeErr != nil {
-		return c.closeErr
-	}
-	return ErrClosed
+	return c.closeErr
 }
 
 func (c *Client) closeWith(reason error) {

@@ -113,8 +113,6 @@ func (s *Shim) resetDead(frame []byte) bool {
 		// already be another host's). Still not netstack's.
 		return true
 	}
-	// RFC 793 §3.4, reset generation for a segment with ACK: <SEQ=SEG.ACK><CTL=RST>.
-	seq, ack, flags := tcp.AckNumber(), uint32(0), header.TCPFlagRst
 	out := make([]byte, header.EthernetMinimumSize+header.IPv4MinimumSize+header.TCPMinimumSize)
 	header.Ethernet(out).Encode(&header.EthernetFields{SrcAddr: s.LinkAddress(), DstAddr: eth.SourceAddress(), Type: header.IPv4ProtocolNumber})
 	rip := header.IPv4(out[header.EthernetMinimumSize:])
@@ -122,7 +120,9 @@ func (s *Shim) resetDead(frame []byte) bool {
 	rip.Encode(&header.IPv4Fields{TotalLength: header.IPv4MinimumSize + header.TCPMinimumSize, TTL: 64, Protocol: uint8(header.TCPProtocolNumber), SrcAddr: src, DstAddr: to})
 	rip.SetChecksum(^rip.CalculateChecksum())
 	rtcp := header.TCP(rip[header.IPv4MinimumSize:])
-	rtcp.Encode(&header.TCPFields{SrcPort: tcp.DestinationPort(), DstPort: tcp.SourcePort(), SeqNum: seq, AckNum: ack, DataOffset: header.TCPMinimumSize, Flags: flags})
+	// RFC 793 §3.4, reset generation for a segment with ACK: <SEQ=SEG.ACK><CTL=RST>.
+	rtcp.Encode(&header.TCPFields{SrcPort: tcp.DestinationPort(), DstPort: tcp.SourcePort(),
+		SeqNum: tcp.AckNumber(), DataOffset: header.TCPMinimumSize, Flags: header.TCPFlagRst})
 	sum := header.PseudoHeaderChecksum(header.TCPProtocolNumber, src, to, header.TCPMinimumSize)
 	rtcp.SetChecksum(^checksum.Checksum(rtcp, sum))
 	pkt := gvstack.NewPacketBuffer(gvstack.PacketBufferOptions{Payload: buffer.MakeWithData(out)})

@@ -55,9 +55,9 @@ type LinkConfig struct {
 
 	// CheckInterval is how often the monitor polls the TAP's state with one
 	// SIOCGIFFLAGS ioctl when the kernel's link notifications cannot be
-	// had (0: the default, 1s; negative is refused). Normally the Link subscribes to them (an rtnetlink
-	// socket bound to the RTMGRP_LINK group in the TAP's namespace: it only
-	// listens, it configures nothing) and checks the TAP only when the
+	// had (0: the default, 1s; negative is refused). Normally the Link
+	// subscribes to them (an rtnetlink socket bound to the RTMGRP_LINK
+	// group in the TAP's namespace: it only listens, it configures nothing) and checks the TAP only when the
 	// kernel reports a change of a link of the TAP's name or index, when a
 	// read or write fails, and when the notifications overflow: it then
 	// does no periodic work at all. CheckInterval also bounds how long a

@@ -37,38 +37,32 @@ func (d *Device) WriteSlices(bufs [][]byte) (int, error) {
 	if len(iov) == 0 {
 		return 0, nil
 	}
-	var n uintptr
-	var errno syscall.Errno
-	// The TAP's write never blocks (the kernel queues or drops the frame),
-	// so a raw syscall, without the scheduler's hand-off, is enough; Write
-	// on the RawConn keeps the fd open for its duration.
-	err := d.raw.Write(func(fd uintptr) bool {
-		n, _, errno = unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-		return errno != unix.EAGAIN
-	})
-	if err == nil && errno != 0 {
-		err = errno
-	}
-	if err != nil {
-		return int(n), opErr("write", d.name, err)
-	}
-	return int(n), nil
+	// The TAP's write never blocks (the kernel queues or drops the frame).
+	return d.rawIO(d.raw.Write, "write", unix.SYS_WRITEV, unsafe.Pointer(&iov[0]), len(iov))
 }
 
 // readRaw reads one frame with a raw read(2), waiting in the poller while
 // none is queued.
 func (d *Device) readRaw(b []byte) (int, error) {
-	var n uintptr
+	return d.rawIO(d.raw.Read, "read", unix.SYS_READ, unsafe.Pointer(&b[0]), len(b))
+}
+
+// rawIO makes syscall trap(fd, p, n) through the RawConn's Read or Write,
+// which keeps the fd open for the call and waits in the poller on EAGAIN.
+// The syscall is raw, without the scheduler's hand-off, as gVisor's
+// fdbased endpoint makes it: a TAP's reads and writes do not block.
+func (d *Device) rawIO(via func(func(uintptr) bool) error, op string, trap uintptr, p unsafe.Pointer, n int) (int, error) {
+	var r uintptr
 	var errno syscall.Errno
-	err := d.raw.Read(func(fd uintptr) bool {
-		n, _, errno = unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	err := via(func(fd uintptr) bool {
+		r, _, errno = unix.RawSyscall(trap, fd, uintptr(p), uintptr(n))
 		return errno != unix.EAGAIN
 	})
 	if err == nil && errno != 0 {
 		err = errno
 	}
 	if err != nil {
-		return 0, opErr("read", d.name, err)
+		return 0, opErr(op, d.name, err)
 	}
-	return int(n), nil
+	return int(r), nil
 }

@@ -140,7 +140,7 @@ func runWait(ctx context.Context, cfg *Config, args []string, stdout, stderr io.
 		printError(stderr, cfg.LogFormat, fmt.Sprintf("-wait: cannot find my own executable: %v", err))
 		return ExitFailure
 	}
-	if err := prepareStateDir(cfg.StateDir); err != nil {
+	if _, err := prepareStateDir(cfg.StateDir); err != nil {
 		printError(stderr, cfg.LogFormat, fmt.Sprintf("state directory: %v", err))
 		return ExitFailure
 	}
@@ -326,21 +326,14 @@ func runDaemon(ctx context.Context, cfg *Config, stderr io.Writer) int {
 func (d *daemon) startAll() (int, error) {
 	cfg, log := d.cfg, d.log
 	d.startup.enter("state directory")
-	if err := prepareStateDir(cfg.StateDir); err != nil {
+	dir, err := prepareStateDir(cfg.StateDir)
+	if err != nil {
 		return ExitFailure, err
 	}
-	// A state directory given as a link is used where it leads: the
-	// directory watch does not follow links (it watches the directory
-	// itself), and the directory it leads to must pass the same checks.
-	if real, err := filepath.EvalSymlinks(cfg.StateDir); err == nil && real != filepath.Clean(cfg.StateDir) {
-		if abs, aerr := filepath.Abs(cfg.StateDir); aerr != nil || real != abs {
-			if err := checkStrictModes(real); err != nil {
-				return ExitFailure, fmt.Errorf("state directory %s leads to %s: %w", cfg.StateDir, real, err)
-			}
-			log.Info("the state directory is a link; using the directory it leads to", "state_dir", cfg.StateDir, "real", real)
-			cfg.StateDir = real
-		}
+	if abs, _ := filepath.Abs(cfg.StateDir); dir != abs {
+		log.Info("the state directory is a link; using the directory it leads to", "state_dir", cfg.StateDir, "real", dir)
 	}
+	cfg.StateDir = dir
 	d.startup.enter("lock")
 	lock, err := lockIface(cfg.path(".lock"), cfg.Iface)
 	var locked *LockedError

@@ -59,9 +59,6 @@ func (d *daemon) suspendedReason(st *stack.Status, as []stack.AddressStatus) str
 			addrs = append(addrs, a.Prefix.String()+" ("+a.Source.String()+", being probed: link-local waits for its outcome)")
 		}
 	}
-	if len(addrs) == 0 {
-		addrs = append(addrs, "a DHCP lease")
-	}
 	if d.cfg.OForm {
 		return fmt.Sprintf("a routable address (%s) is on the interface, and -o old yields to it: "+
 			"drop old, or add force, to keep a link-local address next to it", strings.Join(addrs, ", "))

@@ -72,7 +72,7 @@ func (d *daemon) repairStateDir() bool {
 	defer d.repairMu.Unlock()
 	var restored []string
 	if !d.lock.intact() {
-		if err := prepareStateDir(d.cfg.StateDir); err != nil {
+		if _, err := prepareStateDir(d.cfg.StateDir); err != nil {
 			d.repairFailed(err)
 			return false
 		}

@@ -51,20 +51,13 @@ func checkHook(path string) (string, error) {
 			"and writable by no one else, or another user could run code with those rights (as sshd's StrictModes); fix it with chown %d %s && chmod go-w %s",
 			real, octalMode(mode), describeUID(uid), describeUID(euid), describeUID(euid), euid, real, real)
 	}
-	for _, start := range []string{real, abs} {
-		for p := filepath.Dir(start); ; p = filepath.Dir(p) {
-			mode, uid, err := statOwner(p)
-			if err != nil {
-				return abs, fmt.Errorf("%s, above hook %s: %w", p, abs, err)
-			}
-			if uid != 0 && uid != euid || mode&0o022 != 0 && mode&fs.ModeSticky == 0 {
-				return abs, fmt.Errorf("%s, above hook %s, is mode %04o and owned by %s: it must be owned by root or %s and "+
-					"not writable by others unless sticky (like /tmp), or another user could replace the hook autoipd runs as %s",
-					p, abs, octalMode(mode), describeUID(uid), describeUID(euid), describeUID(euid))
-			}
-			if p == filepath.Dir(p) {
-				break
-			}
+	harm := "replace the hook autoipd runs as " + describeUID(euid)
+	if err := checkDirsAbove(real, "hook", harm); err != nil {
+		return abs, err
+	}
+	if real != abs {
+		if err := checkDirsAbove(abs, "hook", harm); err != nil {
+			return abs, err
 		}
 	}
 	return abs, nil

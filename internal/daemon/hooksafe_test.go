@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,5 +87,24 @@ func TestHookChangedAfterStartIsNotRun(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "hook not run") || !strings.Contains(logs.String(), "mode 0777") {
 		t.Errorf("not logged:\n%s", logs.String())
+	}
+}
+
+// TestHookBareNameFromPATH: a bare -hook name is looked up in $PATH and
+// run by its absolute path, checked like any other; a missing one is
+// reported as missing (tried at each event anyway).
+func TestHookBareNameFromPATH(t *testing.T) {
+	dir := t.TempDir()
+	hook := filepath.Join(dir, "aip-test-hook")
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	got, err := checkHook("aip-test-hook")
+	if err != nil || got != hook {
+		t.Errorf("checkHook(bare name) = %q, %v; want %q", got, err, hook)
+	}
+	if _, err := checkHook("aip-no-such-hook"); !errors.Is(err, errHookMissing) {
+		t.Errorf("missing bare name: %v, want errHookMissing", err)
 	}
 }
