@@ -171,7 +171,7 @@ type Event struct {
 	Kind    EventKind
 	Time    time.Time
 	Lease   Lease
-	Reason  string // EventLeaseLost: expired, nak, released, conflict, link down, stopped; EventDeclined: the conflict
+	Reason  string // EventLeaseLost: expired, expired before its check ended, nak, released, conflict, link down, stopped; EventDeclined: the conflict
 	Allowed bool   // EventAutoConfigure
 }
 
@@ -484,9 +484,21 @@ func (c *Client) HandleCheck(now time.Time, addr netip.Addr, inUse bool, reason 
 		c.decline(now, l, reason)
 		return
 	}
+	if l.ExpiredAt(now) {
+		// The check outlasted the lease (a link that stayed silent for
+		// long, a stalled caller): nothing to configure; start over.
+		c.lease = Lease{}
+		c.emit(OutSaveLease, Lease{})
+		c.event(Event{Kind: EventLeaseLost, Time: now, Lease: l, Reason: "expired before its check ended"})
+		c.enterInit(now, 0)
+		return
+	}
 	c.lease = l
 	c.state = StateBound
 	c.armT1()
+	if c.deadline.Before(now) && !c.deadline.IsZero() {
+		c.deadline = now // T1 passed during the check: renew at once
+	}
 	c.emit(OutConfigure, l)
 	c.emit(OutSaveLease, l)
 	c.event(Event{Kind: EventLeaseBound, Time: now, Lease: l})

@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -338,5 +339,85 @@ func TestNewClientRefuses(t *testing.T) {
 		if _, err := NewClient(cfg); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("NewClient(%+v) = %v", cfg, err)
 		}
+	}
+}
+
+// TestCheckOutlastingTheLease: an RFC 5227 check that ends after T1 leaves
+// the client renewing at once (no deadline in the past), and one that ends
+// after the lease's end configures nothing and starts over (the fuzz
+// target found the expired lease configured).
+func TestCheckOutlastingTheLease(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		checkTook time.Duration
+		wantBound bool
+	}{
+		{"before T1", time.Second, true},
+		{"after T1", 40 * time.Minute, true},
+		{"after the end", 61 * time.Minute, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := &server{pool: pool("192.0.2.10"), lease: time.Hour}
+			c, err := NewClient(Config{HW: clientHW, Rand: rand.New(rand.NewPCG(1, 2))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := t0
+			var check netip.Addr
+			var configured []netip.Prefix
+			var discovers int
+			perform := func() {
+				for _, o := range c.AppendOutputs(nil) {
+					switch o.Kind {
+					case OutSend:
+						if o.Message.Type == Discover {
+							discovers++
+						}
+						m, _ := Decode(o.Message.Append(nil))
+						if r, ok := srv.answer(m); ok && check == (netip.Addr{}) {
+							r2, _ := Decode(r.Append(nil))
+							c.HandleMessage(now, r2, serverHW)
+						}
+					case OutCheck:
+						check = o.Lease.Addr.Addr()
+					case OutConfigure:
+						configured = append(configured, o.Lease.Addr)
+					}
+				}
+			}
+			c.Start(now)
+			for i := 0; i < 20 && !check.IsValid(); i++ {
+				perform()
+				if dl, ok := c.Deadline(); ok && !check.IsValid() {
+					now = dl
+					c.HandleTimer(now)
+				}
+			}
+			perform()
+			if !check.IsValid() {
+				t.Fatalf("no check asked for; state %v", c.State())
+			}
+			now = now.Add(tc.checkTook)
+			discovers = 0
+			c.HandleCheck(now, check, false, "")
+			perform()
+			if got := len(configured) > 0; got != tc.wantBound {
+				t.Fatalf("configured %v after a check of %v, want bound %v", configured, tc.checkTook, tc.wantBound)
+			}
+			if dl, ok := c.Deadline(); !ok || dl.Before(now) {
+				t.Fatalf("state %v, deadline %v (ok %v) at now %v", c.State(), dl.Sub(t0), ok, now.Sub(t0))
+			}
+			if !tc.wantBound && (c.State().HasLease() || c.Lease().Addr.IsValid()) {
+				t.Fatalf("state %v, lease %v after the lease ended", c.State(), c.Lease().Addr)
+			}
+			c.HandleTimer(now)
+			perform()
+			if !tc.wantBound && discovers == 0 && c.State() != StateSelecting {
+				t.Errorf("state %v: not starting over", c.State())
+			}
+			if tc.name == "after T1" && c.State() != StateRenewing {
+				t.Errorf("state %v at once after a check that outlasted T1, want renewing", c.State())
+			}
+		})
 	}
 }

@@ -362,6 +362,9 @@ func (c *Client) managedOutputLocked(now time.Time, m *managed, o acd.Output) {
 	case acd.OutReady:
 		if m.source == SourceDHCP {
 			c.dhcp.HandleCheck(now, m.prefix.Addr(), false, "")
+			if c.dhcp.Lease().Addr.Addr() != m.prefix.Addr() {
+				c.dropLocked(m) // the lease ended during its check: nothing to configure
+			}
 			return // the lease is configured by the DHCP client's OutConfigure
 		}
 		m.state = AddrConfigured

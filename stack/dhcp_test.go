@@ -294,3 +294,49 @@ func TestR21_YieldEndsWhenTheStaticAddressLosesItsProbe(t *testing.T) {
 		t.Fatalf("link-local after the static address lost its probe: %v %v, want bound", st.State, st.Configured)
 	}
 }
+
+// TestDHCPLeaseShorterThanItsCheck: a server granting 2-second leases, less
+// than the RFC 5227 check takes: the lease is never configured, no check is
+// left behind for it (one DHCP address entry at most, never a stale one),
+// and link-local takes over.
+func TestDHCPLeaseShorterThanItsCheck(t *testing.T) {
+	h := newHub(t)
+	srv := newDHCPServer("10.0.0.10")
+	srv.Lease = 2 * time.Second
+	serveDHCP(h, srv)
+	var lost []string
+	cfg := dhcpCfg(nil)
+	cfg.OnAddressEvent = func(ev AddressEvent) {
+		if ev.Kind == LeaseLost {
+			lost = append(lost, ev.Reason)
+		}
+	}
+	a := h.addHost(hostCfg{cfg: cfg})
+	leased := netip.MustParseAddr("10.0.0.10")
+	ever, most := false, 0
+	h.check = func() {
+		ever = ever || a.has(leased)
+		n := 0
+		for _, ad := range a.client().Addresses() {
+			if ad.Source == SourceDHCP {
+				n++
+			}
+		}
+		most = max(most, n)
+	}
+	h.runUntilBound(time.Minute, a)
+	h.runFor(30 * time.Second)
+	h.check = nil
+	if ever {
+		t.Errorf("%v configured although its lease ended before its check", leased)
+	}
+	if most > 1 {
+		t.Errorf("%d DHCP address entries at once: a finished check was left behind", most)
+	}
+	if !slices.Contains(lost, "expired before its check ended") {
+		t.Errorf("lease-lost reasons %q", lost)
+	}
+	if srv.Seen[dhcp.Request] < 2 {
+		t.Errorf("%d requests: the client did not start over", srv.Seen[dhcp.Request])
+	}
+}
