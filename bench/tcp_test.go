@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,14 +65,25 @@ func BenchmarkTCPThroughput(b *testing.B) {
 				for i := 0; i < b.N; i++ {
 					var ln net.Listener
 					var dial func() (net.Conn, error)
+					var ns *netns.NS
 					switch path {
 					case "veth":
 						ln, dial = setupVeth(b)
 					default:
-						ln, dial = setupTAPStack(b, path == "fdbased")
+						ln, dial, ns = setupTAPStack(b, path == "fdbased")
+					}
+					var in0, out0 uint64
+					if ns != nil {
+						in0, out0 = kernelSegments(b, ns)
 					}
 					mbs := transfer(b, ln, dial, dir == "send", dur)
 					b.ReportMetric(mbs, "MB/s")
+					if ns != nil && dir == "send" {
+						// How many data segments the kernel took per segment it
+						// sent back (its ACKs): every ACK is work for netstack.
+						in1, out1 := kernelSegments(b, ns)
+						b.ReportMetric(float64(in1-in0)/float64(max(out1-out0, 1)), "segs/ack")
+					}
 				}
 			})
 		}
@@ -86,8 +98,9 @@ var (
 
 // setupTAPStack makes a namespace with a TAP whose kernel side holds
 // kernAddr and a netstack on it holding stackAddr; it returns a kernel
-// listener in the namespace and a dialer from the netstack to it.
-func setupTAPStack(b *testing.B, useFdbased bool) (net.Listener, func() (net.Conn, error)) {
+// listener in the namespace, a dialer from the netstack to it and the
+// namespace.
+func setupTAPStack(b *testing.B, useFdbased bool) (net.Listener, func() (net.Conn, error), *netns.NS) {
 	ns := netns.New(b, "aipbt")
 	ns.DisableIPv6(b)
 	name := fmt.Sprintf("aipbt%d", os.Getpid()%100000)
@@ -164,7 +177,40 @@ func setupTAPStack(b *testing.B, useFdbased bool) (net.Listener, func() (net.Con
 		defer cancel()
 		return gonet.DialContextTCP(ctx, gv, tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(kernAddr.As4()), Port: port}, ipv4.ProtocolNumber)
 	}
-	return ln, dial
+	return ln, dial, ns
+}
+
+// kernelSegments returns the namespace's TCP InSegs and OutSegs
+// (/proc/net/snmp).
+func kernelSegments(b *testing.B, ns *netns.NS) (in, out uint64) {
+	snmp, err := ns.Exec("cat", "/proc/net/snmp")
+	if err != nil {
+		b.Fatalf("read /proc/net/snmp in %s: %v", ns.Name(), err)
+	}
+	var names []string
+	for _, line := range strings.Split(snmp, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Tcp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i := 1; i < len(f) && i < len(names); i++ {
+			v, _ := strconv.ParseUint(f[i], 10, 64)
+			switch names[i] {
+			case "InSegs":
+				in = v
+			case "OutSegs":
+				out = v
+			}
+		}
+	}
+	if names == nil {
+		b.Fatalf("no Tcp: lines in /proc/net/snmp of %s", ns.Name())
+	}
+	return in, out
 }
 
 // openTAPFd attaches to the TAP name with a plain TUNSETIFF (no packet

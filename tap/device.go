@@ -92,8 +92,8 @@ type Device struct {
 	name    string
 	index   int
 	created bool
-	f       *os.File // /dev/net/tun attached to the TAP: non-blocking, poller-driven
-	raw     syscall.RawConn
+	f       *os.File // /dev/net/tun attached to the TAP: non-blocking; Read and Write go through Go's poller
+	rfd     *rawFD   // the data path's raw descriptor (readWait, writev)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -142,12 +142,12 @@ func openWith(ctl int, cfg Config) (*Device, error) {
 		}
 		return nil, opErr("open", name, err)
 	}
-	raw, err := f.SyscallConn()
+	rfd, err := newRawFD(f)
 	if err != nil {
 		f.Close()
 		return nil, opErr("open", name, err)
 	}
-	d := &Device{name: name, created: !exists, f: f, raw: raw}
+	d := &Device{name: name, created: !exists, f: f, rfd: rfd}
 	after, err := ifIndex(ctl, name)
 	if err == nil {
 		d.index = after
@@ -207,9 +207,11 @@ func (d *Device) Write(b []byte) (int, error) {
 // later calls return the first call's result.
 func (d *Device) Close() error {
 	d.closeOnce.Do(func() {
+		d.rfd.beginClose() // no raw call in progress or to come
 		if err := d.f.Close(); err != nil {
 			d.closeErr = opErr("close", d.name, err)
 		}
+		d.rfd.endClose()
 	})
 	return d.closeErr
 }

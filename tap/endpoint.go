@@ -81,7 +81,7 @@ func (e *Endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) 
 	n := 0
 	for _, pkt := range pkts.AsSlice() {
 		// The packet's pieces, written as they are (writev): no copy.
-		if err := e.l.write(pkt.AsSlices()); err != nil {
+		if err := e.l.write(pkt); err != nil {
 			return n, err
 		}
 		n++

@@ -401,7 +401,7 @@ func (l *Link) reader() {
 			}
 		}
 		for {
-			n, err := dev.readRaw(buf)
+			n, err := dev.readWait(buf)
 			if err != nil {
 				if l.ctx.Err() != nil {
 					return
@@ -446,15 +446,15 @@ func (l *Link) deliver(frame []byte) {
 	pkt.DecRef()
 }
 
-// write writes one frame, given in pieces, to the TAP on the caller's
-// goroutine and says why it could not.
-func (l *Link) write(frame [][]byte) tcpip.Error {
+// write writes one frame to the TAP on the caller's goroutine and says why
+// it could not.
+func (l *Link) write(pkt *stack.PacketBuffer) tcpip.Error {
 	dev, _ := l.current()
 	if dev == nil {
 		l.txNotSent.Add(1)
 		return &tcpip.ErrClosedForSend{}
 	}
-	if _, err := dev.WriteSlices(frame); err != nil {
+	if _, err := dev.writePacket(pkt); err != nil {
 		l.txNotSent.Add(1)
 		if errors.Is(err, unix.EBADFD) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO) {
 			l.markBroken(dev, "write", err)

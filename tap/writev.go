@@ -1,14 +1,15 @@
 package tap
 
 import (
-	"syscall"
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
-// maxIovecs is how many pieces of one frame WriteSlices gathers from the
-// stack; a gVisor packet has a few (headers, then payload views).
+// maxIovecs is how many pieces of one frame are written with one writev; a
+// gVisor packet has a few (headers, then payload views).
 const maxIovecs = 8
 
 // WriteSlices writes one Ethernet frame given in pieces (a gVisor packet's
@@ -27,42 +28,59 @@ func (d *Device) WriteSlices(bufs [][]byte) (int, error) {
 	var iovArr [maxIovecs]unix.Iovec
 	iov := iovArr[:0]
 	for _, s := range bufs {
-		if len(s) == 0 {
+		iov = appendIovec(iov, s)
+	}
+	return d.writev(iov)
+}
+
+// writePacket writes pkt's bytes, headers and payload views, with one
+// writev and no allocation (more than maxIovecs pieces: one copy).
+func (d *Device) writePacket(pkt *stack.PacketBuffer) (int, error) {
+	var iovArr [maxIovecs]unix.Iovec
+	iov := iovArr[:0]
+	views, offset := pkt.AsViewList()
+	for v := views.Front(); v != nil; v = v.Next() {
+		b := v.AsSlice()
+		if offset >= len(b) {
+			offset -= len(b)
 			continue
 		}
-		v := unix.Iovec{Base: &s[0]}
-		v.SetLen(len(s))
-		iov = append(iov, v)
+		b, offset = b[offset:], 0
+		if len(iov) == maxIovecs {
+			s := pkt.ToView() // rare
+			defer s.Release()
+			return d.writev(appendIovec(iovArr[:0], s.AsSlice()))
+		}
+		iov = appendIovec(iov, b)
 	}
+	return d.writev(iov)
+}
+
+func appendIovec(iov []unix.Iovec, b []byte) []unix.Iovec {
+	if len(b) == 0 {
+		return iov
+	}
+	v := unix.Iovec{Base: &b[0]}
+	v.SetLen(len(b))
+	return append(iov, v)
+}
+
+// writev writes the frame in iov with one raw writev(2). The TAP's write
+// never blocks (the kernel queues or drops the frame).
+func (d *Device) writev(iov []unix.Iovec) (int, error) {
 	if len(iov) == 0 {
 		return 0, nil
 	}
-	// The TAP's write never blocks (the kernel queues or drops the frame).
-	return d.rawIO(d.raw.Write, "write", unix.SYS_WRITEV, unsafe.Pointer(&iov[0]), len(iov))
-}
-
-// readRaw reads one frame with a raw read(2), waiting in the poller while
-// none is queued.
-func (d *Device) readRaw(b []byte) (int, error) {
-	return d.rawIO(d.raw.Read, "read", unix.SYS_READ, unsafe.Pointer(&b[0]), len(b))
-}
-
-// rawIO makes syscall trap(fd, p, n) through the RawConn's Read or Write,
-// which keeps the fd open for the call and waits in the poller on EAGAIN.
-// The syscall is raw, without the scheduler's hand-off, as gVisor's
-// fdbased endpoint makes it: a TAP's reads and writes do not block.
-func (d *Device) rawIO(via func(func(uintptr) bool) error, op string, trap uintptr, p unsafe.Pointer, n int) (int, error) {
-	var r uintptr
-	var errno syscall.Errno
-	err := via(func(fd uintptr) bool {
-		r, _, errno = unix.RawSyscall(trap, fd, uintptr(p), uintptr(n))
-		return errno != unix.EAGAIN
-	})
-	if err == nil && errno != 0 {
-		err = errno
+	r := d.rfd
+	r.wmu.RLock()
+	if r.closing.Load() {
+		r.wmu.RUnlock()
+		return 0, opErr("write", d.name, os.ErrClosed)
 	}
-	if err != nil {
-		return 0, opErr(op, d.name, err)
+	n, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(r.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	r.wmu.RUnlock()
+	if errno != 0 {
+		return 0, opErr("write", d.name, errno)
 	}
-	return int(r), nil
+	return int(n), nil
 }
