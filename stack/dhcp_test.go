@@ -295,11 +295,11 @@ func TestR21_YieldEndsWhenTheStaticAddressLosesItsProbe(t *testing.T) {
 	}
 }
 
-// TestDHCPLeaseShorterThanItsCheck: a server granting 2-second leases, less
+// TestR32_LeaseShorterThanItsCheckNeverConfigured: a server granting 2-second leases, less
 // than the RFC 5227 check takes: the lease is never configured, no check is
 // left behind for it (one DHCP address entry at most, never a stale one),
 // and link-local takes over.
-func TestDHCPLeaseShorterThanItsCheck(t *testing.T) {
+func TestR32_LeaseShorterThanItsCheckNeverConfigured(t *testing.T) {
 	h := newHub(t)
 	srv := newDHCPServer("10.0.0.10")
 	srv.Lease = 2 * time.Second

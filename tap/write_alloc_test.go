@@ -48,3 +48,30 @@ func TestWritePacketsAllocatesNothing(t *testing.T) {
 		t.Errorf("TxFrames %d, want at least 2001", got)
 	}
 }
+
+// TestWritePacketManyViews: a packet in more pieces than one writev takes
+// is written whole (gathered into one buffer), and one in a few pieces as
+// they are.
+func TestWritePacketManyViews(t *testing.T) {
+	ns := newNS(t)
+	ns.IP(t, "tuntap", "add", "dev", "aipwv0", "mode", "tap")
+	setupKernelSide(t, ns, "aipwv0")
+	d := openInNS(t, ns, Config{Name: "aipwv0"})
+	for _, pieces := range []int{1, maxIovecs - 1, maxIovecs + 4} {
+		var payload buffer.Buffer
+		for i := 0; i < pieces; i++ {
+			payload.Append(buffer.NewViewWithData(make([]byte, 100)))
+		}
+		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{ReserveHeaderBytes: header.EthernetMinimumSize, Payload: payload})
+		frame := markedFrame("\x02\x00\x00\x00\xbb\x02", "\x02\x00\x00\x00\xaa\x01", 1)
+		copy(pkt.LinkHeader().Push(header.EthernetMinimumSize), frame[:header.EthernetMinimumSize])
+		if views, _ := pkt.AsViewList(); views.Len() < pieces {
+			t.Fatalf("the packet has %d views, want at least %d", views.Len(), pieces)
+		}
+		n, err := d.writePacket(pkt)
+		if err != nil || n != pkt.Size() {
+			t.Errorf("%d payload pieces: wrote %d bytes, %v; want %d", pieces, n, err, pkt.Size())
+		}
+		pkt.DecRef()
+	}
+}

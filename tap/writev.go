@@ -12,29 +12,10 @@ import (
 // gVisor packet has a few (headers, then payload views).
 const maxIovecs = 8
 
-// WriteSlices writes one Ethernet frame given in pieces (a gVisor packet's
-// AsSlices), without first copying it into one buffer: one writev(2), as
-// gVisor's fdbased endpoint does. Like Write, it fails (EIO) while the TAP
-// is down and (EBADFD) after it was deleted; it does not block.
-func (d *Device) WriteSlices(bufs [][]byte) (int, error) {
-	if len(bufs) > maxIovecs {
-		// Rare: gather into one buffer instead.
-		var b []byte
-		for _, s := range bufs {
-			b = append(b, s...)
-		}
-		return d.Write(b)
-	}
-	var iovArr [maxIovecs]unix.Iovec
-	iov := iovArr[:0]
-	for _, s := range bufs {
-		iov = appendIovec(iov, s)
-	}
-	return d.writev(iov)
-}
-
 // writePacket writes pkt's bytes, headers and payload views, with one
-// writev and no allocation (more than maxIovecs pieces: one copy).
+// writev(2) and no allocation, as gVisor's fdbased endpoint does (more than
+// maxIovecs pieces, which netstack does not make: one copy). Like Write, it
+// fails (EIO) while the TAP is down and (EBADFD) after it was deleted.
 func (d *Device) writePacket(pkt *stack.PacketBuffer) (int, error) {
 	var iovArr [maxIovecs]unix.Iovec
 	iov := iovArr[:0]
